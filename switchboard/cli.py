@@ -1,0 +1,161 @@
+"""The ``switchboard`` command line: one entry point for every process and tool."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from switchboard import stack as local_stack
+from switchboard.logs import configure_logging
+from switchboard.settings import DEVELOPMENT_SECRET_KEY, Settings, get_settings
+
+app = typer.Typer(
+    help="Switchboard: reliable delivery of alert notifications over Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(help="The local Kafka, PostgreSQL and MQTT stack.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Secret keys.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(topics_app, name="topics")
+app.add_typer(secrets_app, name="secrets")
+
+console = Console()
+errors = Console(stderr=True)
+log = logging.getLogger(__name__)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one clear error line (and any detail after it) and exit non-zero."""
+    first, _, rest = message.partition("\n")
+    errors.print(f"[bold red]error:[/] {first}", highlight=False)
+    if rest:
+        errors.print(rest, highlight=False, markup=False)
+    return typer.Exit(code=1)
+
+
+def load_settings() -> Settings:
+    """Read settings and set up logging, turning bad settings into a clear error."""
+    try:
+        settings = get_settings()
+    except Exception as error:
+        raise fail(f"invalid settings: {error}") from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def warn_if_development_key(settings: Settings) -> None:
+    """Say so when secrets are protected by the published development key."""
+    if settings.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY:
+        log.warning("using the development secret key; set SWITCHBOARD_SECRET_KEY")
+
+
+def _report(component: str, outcome: str) -> None:
+    console.print(f"  {component:<10} {outcome}", highlight=False)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Kafka, PostgreSQL and Mosquitto (those not given by address)."""
+    settings = load_settings()
+    try:
+        local_stack.up(settings, report=_report)
+    except local_stack.StackError as error:
+        raise fail(str(error)) from None
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop exactly the processes `stack up` started."""
+    settings = load_settings()
+    try:
+        local_stack.down(settings, report=_report)
+    except local_stack.StackError as error:
+        raise fail(str(error)) from None
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each component, its address and whether it answers."""
+    settings = load_settings()
+    print_status(settings)
+
+
+def print_status(settings: Settings) -> bool:
+    """Print the stack's status table; True if every component answers."""
+    table = Table(title="Switchboard stack")
+    for column in ("component", "address", "managed", "pid", "answers"):
+        table.add_column(column)
+    statuses = local_stack.status(settings)
+    for item in statuses:
+        table.add_row(
+            item.name,
+            item.address,
+            "yes" if item.managed else "external",
+            str(item.pid or "-"),
+            "[green]yes[/]" if item.answers else "[red]no[/]",
+        )
+    console.print(table)
+    return all(item.answers for item in statuses)
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply the database migrations (already applied ones are skipped)."""
+    from switchboard import db
+
+    settings = load_settings()
+    try:
+        db.migrate(settings.database_url)
+    except Exception as error:
+        raise fail(f"migration failed: {error}") from None
+    console.print(f"database at revision {db.current_revision(settings.database_url)}")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic idempotently; report existing topics with wrong settings."""
+    from switchboard.kafka import make_admin
+    from switchboard.topics import ensure_topics, topic_specs
+
+    settings = load_settings()
+    reports = ensure_topics(make_admin(settings), topic_specs(settings))
+    bad = [r for r in reports if r.action in ("mismatch", "failed")]
+    created = sum(1 for r in reports if r.action == "created")
+    console.print(f"{len(reports)} topics: {created} created, {len(reports) - created - len(bad)} ok")
+    for report in bad:
+        errors.print(f"  {report.name}: {report.action}: {'; '.join(report.problems)}")
+    if bad:
+        raise typer.Exit(code=1)
+
+
+@secrets_app.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new random key for SWITCHBOARD_SECRET_KEY."""
+    from switchboard.secrets import SecretBox
+
+    print(SecretBox.generate_key())
+
+
+@app.command("bootstrap")
+def bootstrap() -> None:
+    """Bring the stack up, migrate the database, create topics and show status."""
+    stack_up()
+    migrate_command()
+    topics_create()
+    if not print_status(get_settings()):
+        raise typer.Exit(code=1)
+
+
+def main() -> None:
+    """Entry point for ``python -m switchboard.cli``."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Thin, typed constructors for confluent-kafka clients with Switchboard's defaults.
+
+Services build their producers and consumers here so that every client agrees on
+delivery guarantees: idempotent producers acknowledged by all replicas, consumers
+that never auto-commit or auto-store offsets, read-committed isolation, and
+cooperative rebalancing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+
+from switchboard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _log_client_error(error: KafkaError) -> None:
+    # librdkafka reports transient broker problems here and recovers by itself;
+    # only fatal errors need the caller's attention, and they surface on use.
+    level = logging.ERROR if error.fatal() else logging.WARNING
+    log.log(level, "kafka client error", extra={"error": error.str()})
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """Configuration of an idempotent producer acknowledged by all replicas."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "error_cb": _log_client_error,
+    }
+    config.update(overrides)
+    return config
+
+
+def make_producer(settings: Settings, **overrides: Any) -> Producer:
+    """An idempotent producer."""
+    return Producer(producer_config(settings, **overrides))
+
+
+def make_transactional_producer(
+    settings: Settings, transactional_id: str, **overrides: Any
+) -> Producer:
+    """A transactional producer with ``init_transactions`` already done."""
+    producer = Producer(
+        producer_config(
+            settings,
+            **{"transactional.id": transactional_id, "transaction.timeout.ms": 60_000},
+            **overrides,
+        )
+    )
+    producer.init_transactions(30.0)
+    return producer
+
+
+def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """Configuration of a group consumer that stores offsets only when told."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        "max.poll.interval.ms": 300_000,
+        "error_cb": _log_client_error,
+    }
+    config.update(overrides)
+    return config
+
+
+def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consumer:
+    """A group consumer; offsets are committed explicitly by the caller."""
+    return Consumer(consumer_config(settings, group_id, **overrides))
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    """An admin client for the configured cluster."""
+    return AdminClient(
+        {"bootstrap.servers": settings.kafka_bootstrap, "error_cb": _log_client_error}
+    )
+
+
+def raise_on_error(message: Message) -> None:
+    """Raise if a polled message carries an error other than end-of-partition."""
+    error = message.error()
+    if error is not None and error.code() != KafkaError._PARTITION_EOF:
+        raise KafkaException(error)
+
+
+def header_value(message: Message, name: str) -> str | None:
+    """The first header ``name`` of a message, decoded as UTF-8."""
+    for key, value in message.headers() or []:
+        if key == name and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None

@@ -1,0 +1,63 @@
+"""What every channel package provides: typed config, typed secrets and a Sender.
+
+Each channel type is a subpackage ``services.deliverer.channels.<type>`` with
+``config.py`` defining ``Config`` (non-secret settings) and ``Secrets``
+(write-only values, encrypted at rest), and ``sender.py`` defining ``Sender``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.deliverer.outcome import Outcome
+
+
+class StrictModel(BaseModel):
+    """A model that rejects unknown fields and never coerces types silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ChannelConfigBase(StrictModel):
+    """Fields every channel's configuration has."""
+
+    timeout_s: float = Field(
+        10.0, gt=0, le=60, description="Deadline of one attempt, connect to last byte."
+    )
+
+
+class ChannelSecretsBase(StrictModel):
+    """Base of every channel's secrets; fields here are never returned or logged."""
+
+
+@dataclass(frozen=True)
+class ResolvedChannel:
+    """A channel as a sender sees it: validated config and decrypted secrets."""
+
+    id: str
+    tenant_id: str
+    name: str
+    channel_type: str
+    enabled: bool
+    config: Any
+    secrets: Any
+
+
+class Sender(Protocol):
+    """Delivers one command to one channel and reports the outcome.
+
+    Implementations keep their clients (HTTP pools, SMTP and MQTT connections)
+    across calls, never retry or sleep, never log failures, and map every
+    third-party exception to an :class:`Outcome` at one boundary.
+    """
+
+    async def send(self, command: dict[str, Any], channel: ResolvedChannel) -> Outcome:
+        """Attempt delivery of a decoded DeliveryCommand to ``channel``."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and clients."""
+        ...

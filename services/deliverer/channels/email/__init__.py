@@ -1,0 +1,1 @@
+"""The email channel: typed configuration and its Sender."""

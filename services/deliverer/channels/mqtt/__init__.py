@@ -1,0 +1,1 @@
+"""The mqtt channel: typed configuration and its Sender."""

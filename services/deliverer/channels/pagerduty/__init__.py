@@ -1,0 +1,1 @@
+"""The pagerduty channel: typed configuration and its Sender."""

@@ -1,0 +1,1 @@
+"""The slack channel: typed configuration and its Sender."""

@@ -1,0 +1,1 @@
+"""The snmp channel: typed configuration and its Sender."""

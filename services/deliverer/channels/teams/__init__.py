@@ -1,0 +1,1 @@
+"""The teams channel: typed configuration and its Sender."""

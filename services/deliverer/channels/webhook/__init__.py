@@ -1,0 +1,1 @@
+"""The webhook channel: typed configuration and its Sender."""

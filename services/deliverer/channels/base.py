@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.deliverer.outcome import Outcome
+from switchboard.settings import Settings
 
 
 class StrictModel(BaseModel):
@@ -53,6 +54,10 @@ class Sender(Protocol):
     across calls, never retry or sleep, never log failures, and map every
     third-party exception to an :class:`Outcome` at one boundary.
     """
+
+    def __init__(self, settings: Settings) -> None:
+        """Build the sender once per deliverer process."""
+        ...
 
     async def send(self, command: dict[str, Any], channel: ResolvedChannel) -> Outcome:
         """Attempt delivery of a decoded DeliveryCommand to ``channel``."""

@@ -59,7 +59,9 @@ def job_event(
     """A JobEvent for the job of ``command`` entering ``state`` at ``attempt``.
 
     ``attempt`` is the attempt about to be made for ``queued`` and the attempt
-    that produced the outcome otherwise (0 for ``suppressed``).
+    that produced the outcome otherwise (0 for ``suppressed``). Queued events
+    carry the alert itself, so a dead job can later be re-queued from the job
+    tables alone; other events only identify it.
     """
     alert = command["alert"]
     return {
@@ -81,4 +83,6 @@ def job_event(
         "error": error,
         "duration_ms": duration_ms,
         "next_attempt_at": next_attempt_at,
+        "is_test": command.get("is_test", False),
+        "alert": alert if state is JobState.QUEUED else None,
     }

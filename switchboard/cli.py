@@ -152,6 +152,74 @@ def bootstrap() -> None:
         raise typer.Exit(code=1)
 
 
+@app.command("router")
+def router_command(
+    alerts_topic: str = typer.Option(
+        None, help="Alerts topic to route (default: SWITCHBOARD_ALERTS_TOPIC)."
+    ),
+    transactional_id: str = typer.Option(
+        None,
+        envvar="SWITCHBOARD_ROUTER_TRANSACTIONAL_ID",
+        help="Kafka transactional.id, unique per router process; keeping it across "
+        "restarts lets a restarted router fence its crashed predecessor at once "
+        "(default: switchboard.router.<host>.<random>).",
+    ),
+    metrics_port: int = typer.Option(
+        None, help="Prometheus port (default: SWITCHBOARD_METRICS_PORT); 0 disables."
+    ),
+    batch_size: int = typer.Option(500, min=1, help="Most events per transaction."),
+    group: str = typer.Option("switchboard.router", help="Consumer group."),
+    jobs_topic: str = typer.Option(
+        "notify.jobs", envvar="SWITCHBOARD_ROUTER_JOBS_TOPIC"
+    ),
+    throttle_topic: str = typer.Option(
+        "notify.router.throttle", envvar="SWITCHBOARD_ROUTER_THROTTLE_TOPIC"
+    ),
+    dlq_topic: str = typer.Option(
+        "notify.router.dlq", envvar="SWITCHBOARD_ROUTER_DLQ_TOPIC"
+    ),
+    delivery_topic_prefix: str = typer.Option(
+        "notify.delivery.", envvar="SWITCHBOARD_ROUTER_DELIVERY_TOPIC_PREFIX"
+    ),
+    config_topic: str = typer.Option(
+        "notify.config", envvar="SWITCHBOARD_ROUTER_CONFIG_TOPIC"
+    ),
+) -> None:
+    """Route alert events to delivery jobs, exactly once, until SIGTERM or Ctrl-C."""
+    import signal
+    import socket
+    import threading
+    import uuid
+
+    from services.router.app import Router, RouterError, RouterOptions, RouterTopics
+    from switchboard.metrics import start_metrics_server
+
+    settings = load_settings()
+    topics = RouterTopics(
+        alerts=alerts_topic or settings.alerts_topic,
+        jobs=jobs_topic,
+        dlq=dlq_topic,
+        throttle=throttle_topic,
+        config=config_topic,
+        delivery_prefix=delivery_topic_prefix,
+    )
+    options = RouterOptions(
+        transactional_id=transactional_id
+        or f"switchboard.router.{socket.gethostname()}.{uuid.uuid4().hex[:8]}",
+        group_id=group,
+        batch_size=batch_size,
+    )
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    start_metrics_server(port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        Router(settings, topics, options).run(stop)
+    except RouterError as error:
+        raise fail(str(error)) from None
+
+
 def main() -> None:
     """Entry point for ``python -m switchboard.cli``."""
     app()

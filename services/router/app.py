@@ -1,0 +1,480 @@
+"""The router's run loop: alert events in, delivery commands and job events out.
+
+One Kafka transaction per polled batch carries everything the batch decided:
+the commands to ``notify.delivery.<type>``, the ``queued``/``suppressed`` job
+events to ``notify.jobs``, undecodable input to ``notify.router.dlq``, the
+throttle changelog records and the input offsets. After a crash or an aborted
+transaction the batch is read again from the committed offsets and decided again
+with the committed throttle state, so each event yields its jobs exactly once
+(job ids are derived from event, rule and channel, so they come out the same).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from services.router import metrics
+from services.router.matcher import Match, RuleIndex
+from services.router.throttle import (
+    ChangelogReader,
+    ThrottleState,
+    encode_sent_at,
+    throttle_key,
+)
+from switchboard.codec import Codec, CodecError, default_codec
+from switchboard.config_cache import ConfigCache, RuleRecord
+from switchboard.domain import JobState
+from switchboard.jobs import job_event, new_command, utc_now
+from switchboard.kafka import make_admin, make_consumer, make_transactional_producer
+from switchboard.settings import Settings
+from switchboard.topics import (
+    CONFIG_TOPIC,
+    JOBS_TOPIC,
+    ROUTER_DLQ_TOPIC,
+    ROUTER_GROUP,
+    THROTTLE_TOPIC,
+    delivery_topic,
+)
+
+log = logging.getLogger(__name__)
+
+REASON_HEADER = "switchboard-reason"
+ERROR_CLASS_HEADER = "switchboard-error-class"
+SOURCE_TOPIC_HEADER = "switchboard-source-topic"
+SOURCE_PARTITION_HEADER = "switchboard-source-partition"
+SOURCE_OFFSET_HEADER = "switchboard-source-offset"
+
+TRANSACTION_TIMEOUT_S = 30.0
+CONFIG_READY_TIMEOUT_S = 120.0
+
+
+class RouterError(Exception):
+    """Raised when the router cannot start or must stop."""
+
+
+@dataclass(frozen=True)
+class RouterTopics:
+    """The topics a router reads and writes; defaults are the design's names."""
+
+    alerts: str
+    jobs: str = JOBS_TOPIC
+    dlq: str = ROUTER_DLQ_TOPIC
+    throttle: str = THROTTLE_TOPIC
+    config: str = CONFIG_TOPIC
+    delivery_prefix: str = delivery_topic("")
+
+    def delivery(self, channel_type: str) -> str:
+        """The delivery topic of one channel type."""
+        return f"{self.delivery_prefix}{channel_type}"
+
+
+@dataclass(frozen=True)
+class RouterOptions:
+    """How a router process identifies itself and sizes its transactions."""
+
+    transactional_id: str
+    group_id: str = ROUTER_GROUP
+    batch_size: int = 500
+    batch_timeout_s: float = 0.05
+    expire_interval_s: float = 30.0
+
+
+@dataclass
+class BatchTally:
+    """What one batch did, for metrics and its log line."""
+
+    events: int = 0
+    matched: int = 0
+    jobs: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+
+
+def epoch_ms(moment: Any) -> int:
+    """Milliseconds since the epoch of a decoded timestamp."""
+    return int(moment.timestamp() * 1000)
+
+
+class Router:
+    """Routes alert events to delivery jobs, one transaction per batch."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: RouterTopics,
+        options: RouterOptions,
+        codec: Codec | None = None,
+    ) -> None:
+        """Prepare a router; :meth:`run` connects and routes until stopped."""
+        self._settings = settings
+        self._topics = topics
+        self._options = options
+        self._codec = codec or default_codec()
+        self._cache = ConfigCache(settings, self._codec, topic=topics.config)
+        self._index = RuleIndex()
+        self._rules: dict[str, RuleRecord] = {}
+        self._throttle = ThrottleState()
+        self._next_expiry = 0.0
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._reader: ChangelogReader | None = None
+        self.ready = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        """Start up, then route batches until ``stop`` is set."""
+        self._start()
+        try:
+            while not stop.is_set():
+                self._poll_once()
+        finally:
+            self._shutdown()
+
+    def _start(self) -> None:
+        self._cache.start()
+        if not self._cache.wait_ready(CONFIG_READY_TIMEOUT_S):
+            raise RouterError(f"config topic {self._topics.config} not read in time")
+        self._refresh_index()
+        self._reader = ChangelogReader(self._settings, self._topics.throttle)
+        self._check_co_partitioning()
+        self._producer = make_transactional_producer(
+            self._settings, self._options.transactional_id
+        )
+        self._consumer = make_consumer(self._settings, self._options.group_id)
+        self._consumer.subscribe(
+            [self._topics.alerts],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        self.ready.set()
+        log.info(
+            "router ready",
+            extra={
+                "topic": self._topics.alerts,
+                "group": self._options.group_id,
+                "rules": self._index.rule_count,
+                "tenants": self._index.tenant_count,
+            },
+        )
+
+    def _check_co_partitioning(self) -> None:
+        assert self._reader is not None
+        metadata = make_admin(self._settings).list_topics(
+            self._topics.alerts, timeout=30.0
+        )
+        alerts = metadata.topics.get(self._topics.alerts)
+        if alerts is None or alerts.error is not None:
+            raise RouterError(f"alerts topic {self._topics.alerts} does not exist")
+        throttle_partitions = self._reader.partition_count()
+        if throttle_partitions < len(alerts.partitions):
+            raise RouterError(
+                f"throttle topic {self._topics.throttle} has {throttle_partitions} "
+                f"partitions; it needs as many as {self._topics.alerts} "
+                f"({len(alerts.partitions)})"
+            )
+
+    def _shutdown(self) -> None:
+        self.ready.clear()
+        if self._consumer is not None:
+            self._consumer.close()
+        if self._producer is not None:
+            self._producer.flush(10.0)
+        if self._reader is not None:
+            self._reader.close()
+        self._cache.stop()
+        log.info("router stopped", extra={"topic": self._topics.alerts})
+
+    # Rebalancing: windows are restored before any message of a partition is routed.
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._reader is not None
+        for partition in partitions:
+            self._throttle.load(
+                partition.partition, self._reader.read(partition.partition)
+            )
+        metrics.THROTTLE_WINDOWS.set(self._throttle.size())
+        log.info(
+            "partitions assigned",
+            extra={"topic": self._topics.alerts, "partitions": _numbers(partitions)},
+        )
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for partition in partitions:
+            self._throttle.drop(partition.partition)
+        log.info(
+            "partitions revoked",
+            extra={"topic": self._topics.alerts, "partitions": _numbers(partitions)},
+        )
+
+    # The batch loop.
+
+    def _poll_once(self) -> None:
+        assert self._consumer is not None
+        messages = self._consumer.consume(
+            self._options.batch_size, timeout=self._options.batch_timeout_s
+        )
+        routable = [message for message in messages if _usable(message)]
+        if routable:
+            self._route_batch(routable)
+
+    def _route_batch(self, messages: list[Message]) -> None:
+        assert self._producer is not None and self._consumer is not None
+        started = time.monotonic()
+        self._refresh_index()
+        tally = BatchTally()
+        self._producer.begin_transaction()
+        try:
+            self._produce_batch(messages, tally)
+            self._producer.send_offsets_to_transaction(
+                _next_offsets(messages),
+                self._consumer.consumer_group_metadata(),
+                TRANSACTION_TIMEOUT_S,
+            )
+            self._commit()
+        except KafkaException as error:
+            self._abort(error)
+            return
+        self._throttle.commit()
+        self._record(tally, messages, time.monotonic() - started)
+
+    def _produce_batch(self, messages: list[Message], tally: BatchTally) -> None:
+        created_at = utc_now()
+        for message in messages:
+            self._route(message, tally, created_at)
+        if time.monotonic() >= self._next_expiry:
+            self._throttle.expire(self._window_minutes)
+            self._next_expiry = time.monotonic() + self._options.expire_interval_s
+        for partition, key, sent_at in self._throttle.pending_changes():
+            value = encode_sent_at(sent_at) if sent_at is not None else None
+            self._produce(self._topics.throttle, key, value, partition=partition)
+
+    def _route(self, message: Message, tally: BatchTally, created_at: Any) -> None:
+        tally.events += 1
+        try:
+            alert = self._decode(message)
+        except CodecError as error:
+            self._dead_letter(message, error)
+            tally.dead_lettered[type(error).__name__] += 1
+            return
+        matches = self._index.matches(alert)
+        if not matches:
+            return
+        tally.matched += 1
+        if not self._throttle.has(message.partition()):
+            assert self._reader is not None
+            self._throttle.load(
+                message.partition(), self._reader.read(message.partition())
+            )
+        for match in matches:
+            self._emit(message.partition(), alert, match, tally, created_at)
+
+    def _decode(self, message: Message) -> dict[str, Any]:
+        value = message.value()
+        if value is None:
+            raise CodecError("message has no value")
+        return self._codec.decode("AlertEvent", value)
+
+    def _emit(
+        self,
+        partition: int,
+        alert: dict[str, Any],
+        match: Match,
+        tally: BatchTally,
+        created_at: Any,
+    ) -> None:
+        command = new_command(
+            alert,
+            match.channel_id,
+            match.channel_type,
+            match.rule_id,
+            created_at=created_at,
+        )
+        key = throttle_key(
+            match.rule_id, alert["kind"], alert["tenant_id"], alert["alert_id"]
+        )
+        event_ms = epoch_ms(alert["occurred_at"])
+        if self._throttle.should_send(partition, key, match.throttle_minutes, event_ms):
+            self._produce(
+                self._topics.delivery(match.channel_type),
+                match.channel_id,
+                self._codec.encode("DeliveryCommand", command),
+            )
+            event = job_event(command, JobState.QUEUED, 1, occurred_at=created_at)
+            tally.jobs[match.channel_type] += 1
+        else:
+            event = job_event(
+                command,
+                JobState.SUPPRESSED,
+                0,
+                occurred_at=created_at,
+                reason="throttled",
+            )
+            tally.suppressed[match.channel_type] += 1
+        self._produce(
+            self._topics.jobs, command["job_id"], self._codec.encode("JobEvent", event)
+        )
+
+    def _dead_letter(self, message: Message, error: CodecError) -> None:
+        headers = list(message.headers() or [])
+        headers += [
+            (REASON_HEADER, str(error).encode("utf-8")),
+            (ERROR_CLASS_HEADER, type(error).__name__.encode("utf-8")),
+            (SOURCE_TOPIC_HEADER, message.topic().encode("utf-8")),
+            (SOURCE_PARTITION_HEADER, str(message.partition()).encode("ascii")),
+            (SOURCE_OFFSET_HEADER, str(message.offset()).encode("ascii")),
+        ]
+        self._produce(self._topics.dlq, message.key(), message.value(), headers=headers)
+        log.warning(
+            "undecodable alert event dead-lettered",
+            extra={
+                "topic": message.topic(),
+                "partition": message.partition(),
+                "offset": message.offset(),
+                "error": str(error),
+            },
+        )
+
+    def _produce(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        assert self._producer is not None
+        extra: dict[str, Any] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if headers is not None:
+            extra["headers"] = headers
+        while True:
+            try:
+                self._producer.produce(topic, value, key, **extra)
+                return
+            except BufferError:
+                # The local queue is full: let deliveries drain, then go on.
+                self._producer.poll(0.05)
+
+    def _commit(self) -> None:
+        assert self._producer is not None
+        while True:
+            try:
+                self._producer.commit_transaction(TRANSACTION_TIMEOUT_S)
+                return
+            except KafkaException as error:
+                if not error.args[0].retriable():
+                    raise
+
+    def _abort(self, error: KafkaException) -> None:
+        assert self._producer is not None and self._consumer is not None
+        kafka_error: KafkaError = error.args[0]
+        if kafka_error.fatal() or not kafka_error.txn_requires_abort():
+            log.error("router transaction failed", extra={"error": kafka_error.str()})
+            raise RouterError("transaction failed and cannot be aborted") from error
+        log.warning("router transaction aborted", extra={"error": kafka_error.str()})
+        self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
+        self._throttle.rollback()
+        self._rewind()
+        metrics.TRANSACTIONS_ABORTED.inc()
+
+    def _rewind(self) -> None:
+        """Go back to the committed offsets so the aborted batch is routed again."""
+        assert self._consumer is not None
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return
+        committed = self._consumer.committed(assignment, timeout=TRANSACTION_TIMEOUT_S)
+        for partition in committed:
+            offset = partition.offset if partition.offset >= 0 else OFFSET_BEGINNING
+            self._consumer.seek(
+                TopicPartition(partition.topic, partition.partition, offset)
+            )
+
+    def _refresh_index(self) -> None:
+        if self._cache.version == self._index.version:
+            return
+        version, channels, rules = self._cache.snapshot()
+        rebuilt = self._index.update(version, channels, rules)
+        self._rules = rules
+        metrics.RULES_INDEXED.set(self._index.rule_count)
+        log.debug(
+            "rule index updated",
+            extra={
+                "version": version,
+                "tenants_rebuilt": rebuilt,
+                "rules": self._index.rule_count,
+            },
+        )
+
+    def _window_minutes(self, rule_id: str) -> int | None:
+        rule = self._rules.get(rule_id)
+        return rule.throttle_minutes if rule is not None else None
+
+    def _record(
+        self, tally: BatchTally, messages: list[Message], seconds: float
+    ) -> None:
+        metrics.EVENTS_CONSUMED.inc(tally.events)
+        metrics.EVENTS_MATCHED.inc(tally.matched)
+        for channel_type, count in tally.jobs.items():
+            metrics.JOBS_EMITTED.labels(channel_type).inc(count)
+        for channel_type, count in tally.suppressed.items():
+            metrics.JOBS_SUPPRESSED.labels(channel_type).inc(count)
+        for reason, count in tally.dead_lettered.items():
+            metrics.DEAD_LETTERED.labels(reason).inc(count)
+        metrics.BATCH_SECONDS.observe(seconds)
+        metrics.BATCH_EVENTS.observe(len(messages))
+        metrics.THROTTLE_WINDOWS.set(self._throttle.size())
+        log.debug(
+            "batch routed",
+            extra={
+                "events": tally.events,
+                "matched": tally.matched,
+                "jobs": sum(tally.jobs.values()),
+                "suppressed": sum(tally.suppressed.values()),
+                "dead_lettered": sum(tally.dead_lettered.values()),
+                "partitions": sorted({m.partition() for m in messages}),
+                "duration_ms": int(seconds * 1000),
+            },
+        )
+
+
+def _usable(message: Message) -> bool:
+    error = message.error()
+    if error is None:
+        return True
+    if error.code() != KafkaError._PARTITION_EOF:
+        log.warning(
+            "alerts topic read error",
+            extra={"topic": message.topic(), "error": error.str()},
+        )
+    return False
+
+
+def _next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets to commit: one past the last message of each partition."""
+    last: dict[tuple[str, int], int] = {}
+    for message in messages:
+        position = (message.topic(), message.partition())
+        last[position] = max(last.get(position, -1), message.offset())
+    return [TopicPartition(topic, p, offset + 1) for (topic, p), offset in last.items()]
+
+
+def _numbers(partitions: list[TopicPartition]) -> list[int]:
+    return sorted(partition.partition for partition in partitions)

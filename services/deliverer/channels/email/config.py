@@ -1,12 +1,46 @@
-"""Configuration of the e-mail channel (SMTP)."""
+"""Configuration of the e-mail channel (SMTP).
+
+Addresses are kept in a form every SMTP server accepts: the local part must be
+ASCII (a server without SMTPUTF8 refuses anything else) and the domain is
+stored in its IDNA (``xn--``) form. Display names may be any Unicode; they are
+encoded in the message headers (RFC 2047). Templates are checked against a
+sample alert when the channel is saved.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import EmailStr, Field
+from pydantic import EmailStr, Field, field_validator, model_validator
 
+from services.deliverer import templates
 from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
+
+
+def ascii_address(address: str) -> str:
+    """``address`` with an ASCII local part and an IDNA-encoded domain."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise ValueError(
+            f"{address!r}: the part before @ must be ASCII (SMTPUTF8 is not assumed)"
+        )
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"{address!r}: the domain is not a valid IDNA name") from None
+    return f"{local}@{ascii_domain.lower()}"
+
+
+def _check_certificate(pem: str) -> str:
+    from cryptography import x509
+
+    try:
+        certificates = x509.load_pem_x509_certificates(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise ValueError("ca_certificate_pem is not a PEM certificate") from None
+    if not certificates:
+        raise ValueError("ca_certificate_pem holds no certificate")
+    return pem
 
 
 class Config(ChannelConfigBase):
@@ -14,23 +48,73 @@ class Config(ChannelConfigBase):
 
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(587, ge=1, le=65535)
-    security: Literal["none", "starttls", "tls"] = "starttls"
+    security: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="none, STARTTLS on a plain port, or implicit TLS."
+    )
     verify_certificate: bool = True
     ca_certificate_pem: str | None = Field(
-        None, description="PEM of a CA to trust in addition to the system's."
+        None,
+        max_length=100_000,
+        description="PEM of a CA to trust in addition to the system's.",
     )
     username: str | None = Field(None, max_length=255)
     from_address: EmailStr
     from_name: str | None = Field(None, max_length=200)
     to: list[EmailStr] = Field(min_length=1, max_length=100)
     cc: list[EmailStr] = Field(default_factory=list, max_length=100)
-    subject_template: str | None = Field(None, max_length=1000)
-    body_template: str | None = Field(None, max_length=20000)
+    subject_template: str | None = Field(
+        None, max_length=1000, description="Jinja2; default: severity, kind, summary."
+    )
+    body_template: str | None = Field(
+        None, max_length=20000, description="Jinja2 for the text part."
+    )
+    html_template: str | None = Field(
+        None,
+        max_length=50000,
+        description="Jinja2 (autoescaped) for the HTML part; default: a table, "
+        "or the text part in <pre> when only body_template is set.",
+    )
+
+    @field_validator("from_address")
+    @classmethod
+    def _check_from(cls, value: str) -> str:
+        return ascii_address(value)
+
+    @field_validator("to", "cc")
+    @classmethod
+    def _check_recipients(cls, values: list[str]) -> list[str]:
+        return [ascii_address(value) for value in values]
+
+    @field_validator("from_name")
+    @classmethod
+    def _check_name(cls, value: str | None) -> str | None:
+        if value is not None and ("\r" in value or "\n" in value):
+            raise ValueError("from_name must be one line")
+        return value
+
+    @field_validator("subject_template", "body_template")
+    @classmethod
+    def _check_text_template(cls, value: str | None) -> str | None:
+        return None if value is None else templates.check(value)
+
+    @field_validator("html_template")
+    @classmethod
+    def _check_html_template(cls, value: str | None) -> str | None:
+        return None if value is None else templates.check(value, autoescape=True)
+
+    @field_validator("ca_certificate_pem")
+    @classmethod
+    def _check_ca(cls, value: str | None) -> str | None:
+        return None if value is None else _check_certificate(value)
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Config:
+        if self.ca_certificate_pem and self.security == "none":
+            raise ValueError("ca_certificate_pem needs security starttls or tls")
+        return self
 
 
 class Secrets(ChannelSecretsBase):
-    """The SMTP password."""
+    """The SMTP password (used only together with ``Config.username``)."""
 
     password: str | None = Field(None, max_length=1000)
-
-

@@ -136,6 +136,11 @@ class Router:
         self._reader: ChangelogReader | None = None
         self.ready = threading.Event()
 
+    @property
+    def config(self) -> ConfigCache:
+        """The rules and channels cache the router routes with."""
+        return self._cache
+
     def run(self, stop: threading.Event) -> None:
         """Start up, then route batches until ``stop`` is set."""
         self._start()

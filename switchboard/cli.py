@@ -220,6 +220,116 @@ def router_command(
         raise fail(str(error)) from None
 
 
+@app.command("api")
+def api_command(
+    port: int = typer.Option(None, help="Port (default: SWITCHBOARD_API_PORT)."),
+    relay: bool = typer.Option(
+        True, help="Also publish the configuration outbox from this process."
+    ),
+) -> None:
+    """Serve the configuration API on 127.0.0.1 until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from services.api.app import create_app
+
+    settings = load_settings()
+    warn_if_development_key(settings)
+    uvicorn.run(
+        create_app(settings, run_relay=relay),
+        host="127.0.0.1",
+        port=settings.api_port if port is None else port,
+        log_config=None,
+    )
+
+
+@app.command("relay")
+def relay_command() -> None:
+    """Publish the configuration outbox to notify.config until SIGTERM or Ctrl-C."""
+    from services.api.relay import run_relay
+    from switchboard.metrics import start_metrics_server
+
+    settings = load_settings()
+    start_metrics_server(settings.metrics_port)
+    run_relay(settings)
+
+
+tenant_app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+
+
+def _tenant_connection():  # noqa: ANN202 - psycopg.Connection, imported lazily
+    import psycopg
+
+    return psycopg.connect(load_settings().database_url, autocommit=True)
+
+
+@tenant_app.command("create")
+def tenant_create(name: str) -> None:
+    """Create a tenant; prints its id and its first API key (shown only once)."""
+    from services.api.tenants import TenantError, create_tenant
+
+    with _tenant_connection() as conn:
+        try:
+            tenant_id, key = create_tenant(conn, name)
+        except TenantError as error:
+            raise fail(str(error)) from None
+    print(f"tenant_id {tenant_id}")
+    print(f"api_key {key}")
+
+
+@tenant_app.command("key")
+def tenant_key(name: str) -> None:
+    """Issue another API key for a tenant; prints it once."""
+    from services.api.tenants import TenantError, issue_key_for
+
+    with _tenant_connection() as conn:
+        try:
+            key = issue_key_for(conn, name)
+        except TenantError as error:
+            raise fail(str(error)) from None
+    print(f"api_key {key}")
+
+
+@tenant_app.command("revoke")
+def tenant_revoke(key_prefix: str) -> None:
+    """Revoke the API key that starts with KEY_PREFIX (sbk_ and 8 characters)."""
+    from services.api.tenants import TenantError, revoke_key
+
+    with _tenant_connection() as conn:
+        try:
+            revoke_key(conn, key_prefix)
+        except TenantError as error:
+            raise fail(str(error)) from None
+    print("revoked")
+
+
+@app.command("emit")
+def emit_command(
+    source: typer.FileText = typer.Argument(
+        "-", help="JSON lines file, one AlertEvent per line; `-` reads standard input."
+    ),
+    topic: str = typer.Option(None, help="Topic (default: SWITCHBOARD_ALERTS_TOPIC)."),
+) -> None:
+    """Publish alert events from JSON lines; bad lines are reported by number."""
+    from switchboard.codec import default_codec
+    from switchboard.emit import emit_lines
+    from switchboard.kafka import make_producer
+
+    settings = load_settings()
+    report = emit_lines(
+        source, make_producer(settings), default_codec(), topic or settings.alerts_topic
+    )
+    for number, reason in report.rejected:
+        errors.print(f"line {number}: {reason}", highlight=False, markup=False)
+    for reason in report.failed:
+        errors.print(f"not published: {reason}", highlight=False, markup=False)
+    console.print(
+        f"{report.published} events published, {len(report.rejected)} lines rejected"
+    )
+    if report.rejected or report.failed:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Entry point for ``python -m switchboard.cli``."""
     app()

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Prometheus port of a service; 0 disables."
     )
+    api_port: int = Field(
+        8080, ge=1, le=65535, description="Port `switchboard api` listens on (127.0.0.1)."
+    )
 
     @field_validator("retry_delays")
     @classmethod

@@ -1,0 +1,89 @@
+"""The configuration API application: resources, routes, errors and metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import Counter, Histogram
+
+from services.api.deps import ApiState
+from services.api.errors import install_error_handlers
+from services.api.relay import OutboxRelay
+from services.api.routes import channels, health, jobs, rules
+from switchboard.codec import default_codec
+from switchboard.db import make_pool
+from switchboard.kafka import make_producer
+from switchboard.secrets import SecretBox
+from switchboard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter(
+    "switchboard_api_requests_total", "API requests.", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "switchboard_api_request_duration_seconds", "API request duration.", ["route"]
+)
+
+DESCRIPTION = """
+Customers manage their notification channels and routing rules here and follow
+what happened to each notification. Authenticate every `/customer/…` request
+with `Authorization: Bearer <api key>`. Objects of other tenants do not exist
+for you (404). Every 4xx answer has a body `{"detail": [{"field", "problem"}]}`.
+"""
+
+
+def _open_state(settings: Settings) -> ApiState:
+    return ApiState(
+        settings=settings,
+        pool=make_pool(settings, min_size=1, max_size=8),
+        producer=make_producer(settings),
+        codec=default_codec(),
+        box=SecretBox.from_settings(settings),
+    )
+
+
+def create_app(settings: Settings, run_relay: bool = False) -> FastAPI:
+    """The API over ``settings``; ``run_relay`` also publishes the outbox in-process."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.api = _open_state(settings)
+        relay = OutboxRelay(settings) if run_relay else None
+        thread = relay.start_thread() if relay else None
+        try:
+            yield
+        finally:
+            if relay and thread:
+                relay.stop()
+                thread.join(timeout=10.0)
+            app.state.api.producer.flush(10.0)
+            app.state.api.pool.close()
+
+    app = FastAPI(
+        title="Switchboard configuration API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.middleware("http")(_measure)
+    for module in (health, channels, rules, jobs):
+        app.include_router(module.router)
+    return app
+
+
+async def _measure(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    name = getattr(route, "path", "unmatched")
+    REQUESTS.labels(request.method, name, str(response.status_code)).inc()
+    LATENCY.labels(name).observe(time.perf_counter() - started)
+    return response

@@ -1,0 +1,71 @@
+"""Job bodies and answers: the recorder's projection of notify.jobs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from switchboard.domain import ChannelType, JobState
+
+
+class JobPublic(BaseModel):
+    """One delivery job and its current state."""
+
+    job_id: uuid.UUID = Field(description="Deterministic from event, rule and channel.")
+    channel_id: uuid.UUID = Field(description="The channel delivered to.")
+    rule_id: uuid.UUID | None = Field(description="The matching rule; null for a test.")
+    channel_type: ChannelType = Field(description="The channel's type.")
+    event_id: str = Field(description="The alert event that created the job.")
+    alert_id: str = Field(description="The alert the event belongs to.")
+    event_kind: str = Field(description="OPEN, ACKNOWLEDGED or CLOSED.")
+    severity: str = Field(description="The alert's severity.")
+    state: JobState = Field(description="The job's current state.")
+    attempts: int = Field(description="Delivery attempts made so far.")
+    last_status_code: int | None = Field(
+        description="HTTP or SMTP status of the last try."
+    )
+    last_reason: str | None = Field(description="Outcome reason of the last attempt.")
+    last_error: str | None = Field(description="Error text of the last attempt.")
+    event_occurred_at: datetime = Field(description="When the alert event happened.")
+    created_at: datetime = Field(description="When the job was created.")
+    updated_at: datetime = Field(description="When its state last changed.")
+    delivered_at: datetime | None = Field(description="When it was delivered.")
+    next_attempt_at: datetime | None = Field(description="When the next retry is due.")
+
+
+class AttemptPublic(BaseModel):
+    """The outcome of one attempt (or a suppression or cancellation)."""
+
+    attempt: int = Field(description="The attempt number, from 1 (0 for suppressed).")
+    state: JobState = Field(description="The state the attempt led to.")
+    status_code: int | None = Field(
+        description="HTTP or SMTP status, where there is one."
+    )
+    reason: str | None = Field(description="Outcome reason from a closed set.")
+    error: str | None = Field(description="Error text, secrets removed.")
+    duration_ms: int | None = Field(description="How long the attempt took.")
+    occurred_at: datetime = Field(description="When the outcome was reported.")
+
+
+class JobDetail(JobPublic):
+    """One job with every attempt, oldest first."""
+
+    log: list[AttemptPublic] = Field(description="The attempts, in order.")
+
+
+class JobPage(BaseModel):
+    """One page of jobs, newest first."""
+
+    items: list[JobPublic] = Field(description="The jobs on this page.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class RetryQueued(BaseModel):
+    """A dead job queued again."""
+
+    job_id: uuid.UUID = Field(description="The same job id.")
+    attempt: int = Field(description="The attempt number now queued.")

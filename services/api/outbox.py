@@ -1,0 +1,113 @@
+"""Writing configuration changes to ``config_outbox`` in the change's transaction.
+
+Every write of the API stores the changed row and, in the same PostgreSQL
+transaction, one outbox row per ``notify.config`` message it implies: the new
+state of the channel or rule (a ConfigEvent whose ``outbox_id`` is the row's
+id) or a tombstone (NULL payload) for a deletion. The relay publishes them in
+id order, so consumers converge on exactly what the database holds.
+
+Callers lock the changed row before writing here, which keeps the outbox ids of
+one key in commit order.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from switchboard.codec import Codec
+from switchboard.config_cache import (
+    ChannelRecord,
+    RuleRecord,
+    channel_key,
+    encode_channel_event,
+    encode_rule_event,
+    rule_key,
+)
+
+# The relay LISTENs here so a committed change is published at once.
+NOTIFY_CHANNEL = "switchboard_config_outbox"
+
+
+def channel_record(row: dict[str, Any]) -> ChannelRecord:
+    """The notify.config form of a notification_channels row."""
+    return ChannelRecord(
+        id=str(row["id"]),
+        tenant_id=str(row["tenant_id"]),
+        name=row["name"],
+        channel_type=row["channel_type"],
+        enabled=row["enabled"],
+        config_json=json.dumps(row["config"], sort_keys=True),
+        secrets_encrypted=row["secrets_encrypted"],
+    )
+
+
+def rule_record(row: dict[str, Any]) -> RuleRecord:
+    """The notify.config form of a notification_routing_rules row."""
+    return RuleRecord(
+        id=str(row["id"]),
+        tenant_id=str(row["tenant_id"]),
+        channel_id=str(row["channel_id"]),
+        name=row["name"],
+        priority=row["priority"],
+        site_ids=tuple(row["site_ids"]),
+        device_prefixes=tuple(row["device_prefixes"]),
+        alert_types=tuple(row["alert_types"]),
+        min_severity=row["min_severity"],
+        deliver_on=tuple(row["deliver_on"]),
+        throttle_minutes=row["throttle_minutes"],
+        stop_on_match=row["stop_on_match"],
+        enabled=row["enabled"],
+    )
+
+
+def _next_id(conn: psycopg.Connection) -> int:
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        row = cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('config_outbox', 'id'))"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _insert(
+    conn: psycopg.Connection, outbox_id: int, key: str, payload: bytes | None
+) -> None:
+    conn.execute(
+        "INSERT INTO config_outbox (id, message_key, payload) VALUES (%s, %s, %s)",
+        (outbox_id, key, payload),
+    )
+    conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+
+
+def record_channel(conn: psycopg.Connection, codec: Codec, row: dict[str, Any]) -> int:
+    """Queue the current state of a channel for notify.config; the outbox id."""
+    outbox_id = _next_id(conn)
+    payload = encode_channel_event(codec, channel_record(row), outbox_id)
+    _insert(conn, outbox_id, channel_key(str(row["id"])), payload)
+    return outbox_id
+
+
+def record_rule(conn: psycopg.Connection, codec: Codec, row: dict[str, Any]) -> int:
+    """Queue the current state of a rule for notify.config; the outbox id."""
+    outbox_id = _next_id(conn)
+    payload = encode_rule_event(codec, rule_record(row), outbox_id)
+    _insert(conn, outbox_id, rule_key(str(row["id"])), payload)
+    return outbox_id
+
+
+def record_channel_deleted(conn: psycopg.Connection, channel_id: str) -> int:
+    """Queue the tombstone of a deleted channel."""
+    outbox_id = _next_id(conn)
+    _insert(conn, outbox_id, channel_key(channel_id), None)
+    return outbox_id
+
+
+def record_rule_deleted(conn: psycopg.Connection, rule_id: str) -> int:
+    """Queue the tombstone of a deleted rule."""
+    outbox_id = _next_id(conn)
+    _insert(conn, outbox_id, rule_key(rule_id), None)
+    return outbox_id

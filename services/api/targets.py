@@ -1,0 +1,89 @@
+"""Refuse channel targets on loopback, private, link-local or metadata addresses.
+
+A customer must not be able to point a webhook (or an SMTP, SNMP or MQTT host) at
+the operator's own network. Every URL field of a channel's config and secrets,
+and the ``host`` field of the socket-based channel types, is checked here, in
+one place, unless the operator sets ``allow_private_targets``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import socket
+
+from pydantic import AnyUrl, BaseModel
+from pydantic_core import Url
+
+# Channel types whose config names a host directly instead of a URL.
+HOST_FIELD_TYPES = frozenset({"email", "snmp", "mqtt"})
+HOST_FIELD = "host"
+
+# Cloud metadata names that only resolve from inside the cloud, so DNS here
+# would not reveal them.
+METADATA_HOSTS = frozenset(
+    {"metadata", "metadata.google.internal", "metadata.goog", "instance-data"}
+)
+RESOLVE_TIMEOUT_S = 2.0
+
+_resolver = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="resolve")
+
+
+def refused_targets(
+    channel_type: str, config: BaseModel, secrets: BaseModel
+) -> list[tuple[str, str]]:
+    """(field, problem) for every target of a channel on a non-public address."""
+    problems = []
+    for prefix, model in (("config", config), ("secrets", secrets)):
+        for name, host in _hosts(channel_type, model, prefix == "config"):
+            problem = _host_problem(host)
+            if problem:
+                problems.append((f"{prefix}.{name}", problem))
+    return problems
+
+
+def _hosts(
+    channel_type: str, model: BaseModel, is_config: bool
+) -> list[tuple[str, str]]:
+    found = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, AnyUrl | Url) and value.host:
+            found.append((name, value.host))
+        elif is_config and name == HOST_FIELD and channel_type in HOST_FIELD_TYPES:
+            found.append((name, str(value)))
+    return found
+
+
+def _host_problem(host: str) -> str | None:
+    name = host.strip("[]").rstrip(".").lower()
+    if name in METADATA_HOSTS or name == "localhost" or name.endswith(".localhost"):
+        return f"{host} is an internal host; targets must be public"
+    for address in _addresses(name):
+        if not _public(address):
+            return f"{host} resolves to {address}, which is not a public address"
+    return None
+
+
+def _addresses(name: str) -> list[str]:
+    try:
+        return [str(ipaddress.ip_address(name))]
+    except ValueError:
+        pass
+    # A name that does not resolve here cannot reach a private address from here
+    # either; deliverers resolve again when they connect.
+    future = _resolver.submit(socket.getaddrinfo, name, None)
+    try:
+        infos = future.result(timeout=RESOLVE_TIMEOUT_S)
+    except (OSError, UnicodeError, concurrent.futures.TimeoutError):
+        return []
+    return sorted({str(info[4][0]).split("%")[0] for info in infos})
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    # is_global is False for loopback, RFC 1918, link-local (which includes the
+    # 169.254.169.254 metadata address), shared, reserved and documentation nets.
+    return ip.is_global and not ip.is_multicast

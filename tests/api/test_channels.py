@@ -1,0 +1,233 @@
+"""Channel CRUD over the real database: validation, secrets, isolation, targets."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+
+import psycopg
+import pytest
+from api_support import WEBHOOK, TenantKey
+
+from services.api.models.channels import EXAMPLES
+
+BASE = "/customer/notification-channels"
+
+
+def _create(tenant: TenantKey, body: dict) -> dict:
+    response = tenant.client.post(BASE, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize("channel_type", sorted(EXAMPLES))
+def test_every_channel_type_round_trips(tenant: TenantKey, channel_type: str) -> None:
+    body = {
+        "channel_type": channel_type,
+        "name": f"ex {channel_type}",
+        **EXAMPLES[channel_type],
+    }
+    created = _create(tenant, body)
+
+    read = tenant.client.get(f"{BASE}/{created['id']}").json()
+
+    assert read == created
+    assert read["channel_type"] == channel_type
+    for name, value in EXAMPLES[channel_type]["config"].items():
+        assert read["config"][name] == value
+    assert read["secrets_set"] == {
+        name: name in EXAMPLES[channel_type]["secrets"] for name in read["secrets_set"]
+    }
+    assert "secrets" not in read
+
+
+def test_secrets_are_encrypted_at_rest_and_never_returned(
+    tenant: TenantKey, conn: psycopg.Connection
+) -> None:
+    created = _create(tenant, WEBHOOK)
+    secret = WEBHOOK["secrets"]["signing_secret"]
+
+    listed = tenant.client.get(BASE).text
+    row = conn.execute(
+        "SELECT config::text, secrets_encrypted FROM notification_channels"
+        " WHERE id = %s",
+        (created["id"],),
+    ).fetchone()
+
+    assert secret not in listed
+    assert secret not in row[0] and secret not in row[1]
+    assert row[1].startswith("gAAAA")
+    outbox = conn.execute(
+        "SELECT payload FROM config_outbox WHERE message_key = %s",
+        (f"channel:{created['id']}",),
+    ).fetchone()
+    assert secret.encode() not in outbox[0]
+
+
+def test_partial_update_merges_config_and_keeps_secrets(tenant: TenantKey) -> None:
+    created = _create(tenant, WEBHOOK)
+    url = f"{BASE}/{created['id']}"
+
+    response = tenant.client.patch(
+        url, json={"name": "renamed", "config": {"headers": {"X-Env": "prod"}}}
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["name"] == "renamed"
+    assert body["config"]["url"] == WEBHOOK["config"]["url"]
+    assert body["config"]["headers"] == {"X-Env": "prod"}
+    assert body["secrets_set"] == {"signing_secret": True}
+
+    cleared = tenant.client.patch(url, json={"secrets": {"signing_secret": None}})
+    assert cleared.json()["secrets_set"] == {"signing_secret": False}
+
+
+def test_update_names_the_merged_field_that_is_wrong(tenant: TenantKey) -> None:
+    created = _create(tenant, WEBHOOK)
+
+    response = tenant.client.patch(
+        f"{BASE}/{created['id']}", json={"config": {"url": "not a url"}}
+    )
+
+    assert response.status_code == 422
+    assert [p["field"] for p in response.json()["detail"]] == ["config.url"]
+
+
+def test_removing_a_required_secret_is_refused(tenant: TenantKey) -> None:
+    body = {"channel_type": "slack", "name": "s", **EXAMPLES["slack"]}
+    created = _create(tenant, body)
+
+    response = tenant.client.patch(
+        f"{BASE}/{created['id']}", json={"secrets": {"webhook_url": None}}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "secrets.webhook_url"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"config": {"url": "https://x.example/", "surprise": 1}}, "config.surprise"),
+        ({"channel_type": "carrier-pigeon"}, "channel_type"),
+        ({"config": {"url": "ftp://x.example/"}}, "config.url"),
+        ({"secrets": {"signing_secret": "nope"}}, "secrets.signing_secret"),
+        ({"name": ""}, "name"),
+        ({"name": "a\x00b"}, "name"),
+        ({"config": {"url": "http://127.0.0.1:8080/hook"}}, "config.url"),
+        ({"config": {"url": "http://169.254.169.254/latest/meta-data"}}, "config.url"),
+        ({"config": {"url": "http://[::ffff:10.0.0.1]/"}}, "config.url"),
+        ({"config": {"url": "http://localhost/"}}, "config.url"),
+        ({"config": {"url": "https://metadata.google.internal/"}}, "config.url"),
+    ],
+)
+def test_bad_bodies_get_a_422_naming_the_field(
+    tenant: TenantKey, change: dict, field: str
+) -> None:
+    body = copy.deepcopy(WEBHOOK) | change
+
+    response = tenant.client.post(BASE, json=body)
+
+    assert response.status_code == 422, response.text
+    assert field in [p["field"] for p in response.json()["detail"]], response.text
+
+
+@pytest.mark.parametrize(
+    ("channel_type", "config", "field"),
+    [
+        (
+            "email",
+            {
+                "host": "10.1.2.3",
+                "from_address": "a@example.com",
+                "to": ["b@example.com"],
+            },
+            "config.host",
+        ),
+        (
+            "email",
+            {
+                "host": "smtp.example.com",
+                "from_address": "nope",
+                "to": ["b@example.com"],
+            },
+            "config.from_address",
+        ),
+        ("snmp", {"host": "192.168.1.10"}, "config.host"),
+        ("snmp", {"host": "traps.example.com", "port": 70000}, "config.port"),
+        (
+            "snmp",
+            {"host": "traps.example.com", "enterprise_oid": "1.3..6"},
+            "config.enterprise_oid",
+        ),
+        ("mqtt", {"host": "127.0.0.1"}, "config.host"),
+        (
+            "mqtt",
+            {"host": "mqtt.example.com", "topic_template": "alerts/#"},
+            "config.topic_template",
+        ),
+    ],
+)
+def test_socket_channel_targets_are_checked(
+    tenant: TenantKey, channel_type: str, config: dict, field: str
+) -> None:
+    body = {"channel_type": channel_type, "name": "x", "config": config, "secrets": {}}
+
+    response = tenant.client.post(BASE, json=body)
+
+    assert response.status_code == 422, response.text
+    assert any(p["field"].startswith(field) for p in response.json()["detail"]), (
+        response.text
+    )
+
+
+def test_private_targets_are_allowed_when_the_operator_says_so(
+    tenant: TenantKey,
+) -> None:
+    state = tenant.client.app.state.api
+    original = state.settings
+    state.settings = original.model_copy(update={"allow_private_targets": True})
+    try:
+        body = copy.deepcopy(WEBHOOK)
+        body["config"]["url"] = "http://127.0.0.1:9/hook"
+        response = tenant.client.post(BASE, json=body)
+    finally:
+        state.settings = original
+
+    assert response.status_code == 201, response.text
+
+
+def test_another_tenants_channels_do_not_exist(
+    tenant: TenantKey, other_tenant: TenantKey
+) -> None:
+    created = _create(tenant, WEBHOOK)
+    url = f"{BASE}/{created['id']}"
+
+    assert other_tenant.client.get(url).status_code == 404
+    assert other_tenant.client.patch(url, json={"name": "mine"}).status_code == 404
+    assert other_tenant.client.delete(url).status_code == 404
+    assert other_tenant.client.post(f"{url}/test").status_code == 404
+    assert other_tenant.client.get(BASE).json() == {"items": []}
+    assert tenant.client.get(url).json()["name"] == WEBHOOK["name"]
+
+
+def test_enable_disable_and_delete(tenant: TenantKey) -> None:
+    created = _create(tenant, WEBHOOK)
+    url = f"{BASE}/{created['id']}"
+
+    assert tenant.client.post(f"{url}/disable").json()["enabled"] is False
+    assert tenant.client.post(f"{url}/test").status_code == 409
+    assert tenant.client.post(f"{url}/enable").json()["enabled"] is True
+    assert tenant.client.delete(url).status_code == 204
+    assert tenant.client.get(url).status_code == 404
+
+
+def test_unknown_and_malformed_ids(tenant: TenantKey) -> None:
+    missing = tenant.client.get(f"{BASE}/{uuid.uuid4()}")
+    malformed = tenant.client.get(f"{BASE}/not-a-uuid")
+
+    assert missing.status_code == 404
+    assert missing.json()["detail"][0]["field"] == "channel_id"
+    assert malformed.status_code == 422
+    assert malformed.json()["detail"][0]["field"] == "channel_id"

@@ -1,0 +1,166 @@
+"""POSTing JSON to a vendor endpoint whose URL may be a secret.
+
+Slack and Teams webhook URLs embed their credentials, so nothing here ever
+puts a URL into an outcome's error text or a log line. :class:`JsonPoster`
+owns one pooled ``httpx.AsyncClient`` per sender and is the single boundary
+where transport exceptions become outcomes:
+
+======================================  =======================================
+``httpx.TimeoutException`` (connect,    retryable, ``Reason.TIMEOUT``
+read, write, pool)
+``httpx.NetworkError`` (connect, read,  retryable, ``Reason.CONNECTION_ERROR``
+write, close errors)
+``httpx.ProtocolError`` (remote or      retryable, ``Reason.CONNECTION_ERROR``
+local protocol violations)
+``httpx.InvalidURL``,                   permanent, ``Reason.INVALID_CONFIG``
+``httpx.UnsupportedProtocol``
+name resolution failure                 retryable, ``Reason.CONNECTION_ERROR``
+private or loopback target (unless      permanent, ``Reason.INVALID_CONFIG``
+``allow_private_targets``)
+======================================  =======================================
+
+Responses are classified by the caller's function, so each vendor's error
+bodies are read by the channel that knows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from services.deliverer.outcome import Outcome, Reason
+from switchboard.settings import Settings
+
+# httpx logs every request URL at INFO; webhook URLs carry tokens, so its
+# request lines must never reach the handlers.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+USER_AGENT = "Switchboard/0.1 (+alert notifications)"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+Classifier = Callable[[httpx.Response], Outcome]
+
+
+class JsonPoster:
+    """Sends one JSON document per call over a reused connection pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._allow_private = settings.allow_private_targets
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            headers={"user-agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        timeout_s: float,
+        classify: Classifier,
+        headers: Mapping[str, str] | None = None,
+    ) -> Outcome:
+        """POST ``body`` (JSON bytes) to ``url`` and classify what came back."""
+        refused = await self._check_target(url)
+        if refused is not None:
+            return refused
+        try:
+            response = await self._client.post(
+                url,
+                content=body,
+                headers={"content-type": JSON_CONTENT_TYPE, **(headers or {})},
+                timeout=httpx.Timeout(timeout_s),
+            )
+        except httpx.HTTPError as error:
+            return transport_outcome(error, url)
+        return classify(response)
+
+    async def _check_target(self, url: str) -> Outcome | None:
+        if self._allow_private:
+            return None
+        host = urlsplit(url).hostname or ""
+        try:
+            addresses = await _resolve(host)
+        except OSError as error:
+            return Outcome.retryable(
+                Reason.CONNECTION_ERROR, f"name resolution failed: {error.strerror}"
+            )
+        if any(_is_private(address) for address in addresses):
+            # The check and the connection resolve separately; a name that
+            # changes its answer in between is not caught here.
+            return Outcome.permanent(
+                Reason.INVALID_CONFIG,
+                "target resolves to a private, loopback or link-local address",
+            )
+        return None
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+
+async def _resolve(host: str) -> list[str]:
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, None, type=socket.SOCK_STREAM
+    )
+    return [info[4][0] for info in infos]
+
+
+def _is_private(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+def transport_outcome(error: httpx.HTTPError, url: str) -> Outcome:
+    """The outcome of a request that got no HTTP response; never echoes ``url``."""
+    text = scrub(f"{type(error).__name__}: {error}", url)
+    if isinstance(error, httpx.TimeoutException):
+        return Outcome.retryable(Reason.TIMEOUT, text)
+    if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return Outcome.permanent(Reason.INVALID_CONFIG, "the target URL is not usable")
+    if isinstance(error, httpx.NetworkError | httpx.ProtocolError):
+        return Outcome.retryable(Reason.CONNECTION_ERROR, text)
+    # Anything else from httpx (a decoding error, a closed client) is ours to fix.
+    return Outcome.retryable(Reason.INTERNAL_ERROR, text)
+
+
+def scrub(text: str, url: str) -> str:
+    """Remove ``url`` and its path and query (where tokens live) from ``text``."""
+    parts = urlsplit(url)
+    for secret in (url, parts.path + ("?" + parts.query if parts.query else "")):
+        if len(secret) > 1:
+            text = text.replace(secret, "<redacted>")
+    for secret in (parts.query, parts.path):
+        if len(secret) > 1:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def json_bytes(document: Any) -> bytes:
+    """Compact UTF-8 JSON, the form whose size vendors limit."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def response_text(response: httpx.Response, max_chars: int = 1000) -> str:
+    """The start of a response body as text, for error messages."""
+    return response.text[:max_chars].strip()

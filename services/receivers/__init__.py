@@ -1,0 +1,1 @@
+"""Real local receivers that record what Switchboard sends, for tests and demos."""

@@ -1,0 +1,101 @@
+"""Builders and tables shared by the Slack, Teams and PagerDuty channel tests."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.deliverer.channels.base import ResolvedChannel
+from services.deliverer.outcome import Outcome, OutcomeKind
+from switchboard.jobs import new_command
+from switchboard.settings import Settings
+
+# The channels' URLs point at loopback receivers, which production refuses.
+LOOPBACK_SETTINGS = Settings(allow_private_targets=True)
+
+DELIVERED, RETRYABLE, PERMANENT = (
+    OutcomeKind.DELIVERED,
+    OutcomeKind.RETRYABLE,
+    OutcomeKind.PERMANENT,
+)
+
+# The retry decision for each status a vendor may answer, the same for all.
+STATUS_DECISIONS = [
+    (200, DELIVERED),
+    (202, DELIVERED),
+    (400, PERMANENT),
+    (403, PERMANENT),
+    (404, PERMANENT),
+    (413, PERMANENT),
+    (429, RETRYABLE),
+    (500, RETRYABLE),
+    (503, RETRYABLE),
+]
+
+EMOJI = "🚨"  # four UTF-8 bytes, two UTF-16 code units
+ROCKET_FAMILY = "👩\u200d🚀"  # a joined emoji: woman, zero-width joiner, rocket
+
+
+def make_alert(**fields: Any) -> dict[str, Any]:
+    """An AlertEvent as the codec decodes it, with ``fields`` overriding."""
+    alert = {
+        "event_id": str(uuid.uuid4()),
+        "tenant_id": f"tenant-{uuid.uuid4().hex[:8]}",
+        "alert_id": f"alert-{uuid.uuid4().hex[:8]}",
+        "kind": "OPEN",
+        "severity": "CRITICAL",
+        "alert_type": "link_down",
+        "site_id": "site-1",
+        "device_id": "router-7",
+        "summary": "Link down on router-7",
+        "details": "ge-0/0/1 lost carrier",
+        "labels": {"region": "eu-west"},
+        "occurred_at": datetime(2026, 12, 3, 19, 0, 0, tzinfo=UTC),
+        "source": "netmon",
+    }
+    alert.update(fields)
+    return alert
+
+
+def make_command(channel_type: str, **fields: Any) -> dict[str, Any]:
+    """A first-attempt DeliveryCommand for a new alert built by :func:`make_alert`."""
+    alert = make_alert(**fields)
+    return new_command(alert, f"channel-{uuid.uuid4().hex[:8]}", channel_type, "rule-1")
+
+
+def resolved(command: dict[str, Any], config: Any, secrets: Any) -> ResolvedChannel:
+    """The channel of ``command`` as the deliverer resolves it."""
+    return ResolvedChannel(
+        id=command["channel_id"],
+        tenant_id=command["tenant_id"],
+        name="ops",
+        channel_type=command["channel_type"],
+        enabled=True,
+        config=config,
+        secrets=secrets,
+    )
+
+
+def assert_outcome(outcome: Outcome, kind: OutcomeKind, status: int | None) -> None:
+    """Check an outcome's kind and status, showing the whole outcome on failure."""
+    assert (outcome.kind, outcome.status_code) == (kind, status), outcome
+
+
+def assert_secret_absent(
+    secret: str, outcomes: list[Outcome], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``secret`` (and its token-bearing tail) is in no outcome and no log record."""
+    needles = {secret, secret.rsplit("/", 1)[-1], secret.split("?", 1)[-1]}
+    texts = [str(outcome) for outcome in outcomes]
+    texts += [_record_text(record) for record in caplog.records]
+    for needle in needles:
+        leaks = [text for text in texts if needle in text]
+        assert not leaks, f"secret leaked into: {leaks[:3]}"
+
+
+def _record_text(record: logging.LogRecord) -> str:
+    return f"{record.getMessage()} {record.__dict__}"

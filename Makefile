@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 .PHONY: install system-deps run test lint format stack-down clean
 
 # Debian packages for the local stack and test peers (PostgreSQL server, Mosquitto,
-# net-snmp's snmptrapd, Maven and Java for Kafka). Needs root.
+# net-snmp's snmptrapd, Maven and Java for Kafka, Chromium for the web page's
+# browser tests). Needs root.
 system-deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	  postgresql mosquitto mosquitto-clients snmptrapd snmp maven openjdk-17-jre-headless >/dev/null
+	  postgresql mosquitto mosquitto-clients snmptrapd snmp maven openjdk-17-jre-headless \
+	  chromium >/dev/null
 
 $(BIN)/switchboard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

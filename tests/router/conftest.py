@@ -139,11 +139,55 @@ class RouterWorld:
         """Produce raw bytes to the alerts topic (flush is the caller's)."""
         self.producer.produce(self.topics.alerts, value, key, headers=headers)
 
+    def alert(self, alert_id: str, **fields: Any) -> dict[str, Any]:
+        """An AlertEvent of this test's tenant (see :func:`make_alert`)."""
+        return make_alert(self.tenant_id, alert_id, **fields)
+
+    def running(self, **options: Any) -> Any:
+        """A router over this test's topics, running until the block ends."""
+        return running_router(self, **options)
+
+    @staticmethod
+    def wait_for(condition: Callable[[], bool], what: str) -> None:
+        """Wait until ``condition()`` holds (see :func:`wait_for`)."""
+        wait_for(condition, what)
+
+    def wait_consumed(self) -> None:
+        """Wait until the router group committed everything sent to the alerts topic.
+
+        Outputs are committed in the same transaction as the offsets, so after
+        this every decision about the events sent so far is readable.
+        """
+        probe = Consumer(
+            {"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": self.group}
+        )
+        try:
+            refs = [
+                TopicPartition(self.topics.alerts, p) for p in range(ALERT_PARTITIONS)
+            ]
+            ends = [probe.get_watermark_offsets(ref, timeout=30)[1] for ref in refs]
+
+            def caught_up() -> bool:
+                committed = probe.committed(refs, timeout=30)
+                return all(
+                    end == 0 or c.offset >= end
+                    for c, end in zip(committed, ends, strict=True)
+                )
+
+            wait_for(caught_up, "router to commit its input offsets")
+        finally:
+            probe.close()
+
+    @property
+    def group(self) -> str:
+        """The router consumer group of this test."""
+        return f"test.router.{self.unique}"
+
     def options(self, **fields: Any) -> RouterOptions:
         """Router options with a group and transactional id unique to this test."""
         values: dict[str, Any] = {
             "transactional_id": f"test.router.{self.unique}.{uuid.uuid4().hex[:6]}",
-            "group_id": f"test.router.{self.unique}",
+            "group_id": self.group,
             "batch_timeout_s": 0.02,
         }
         values.update(fields)

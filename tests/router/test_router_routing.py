@@ -1,0 +1,256 @@
+"""The router on the real broker: routing, dead letters, config changes, throttling."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from datetime import timedelta
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+
+from services.router.app import (
+    REASON_HEADER,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER,
+)
+from switchboard.codec import SCHEMA_DIR, SINGLE_OBJECT_MARKER
+from switchboard.domain import job_id_for
+from switchboard.kafka import header_value
+
+FUTURE_FIELD = {"name": "runbook_url", "type": "string"}
+
+
+def encode_future_alert(alert: dict[str, Any]) -> bytes:
+    """An AlertEvent written with a newer schema version the router does not know."""
+    schema = json.loads((SCHEMA_DIR / "AlertEvent.v2.avsc").read_text())
+    schema["fields"].append(FUTURE_FIELD)
+    parsed = parse_schema(schema, _write_hint=False)
+    digest = bytes.fromhex(
+        fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+    )
+    buffer = io.BytesIO()
+    buffer.write(SINGLE_OBJECT_MARKER + digest)
+    fastavro.schemaless_writer(buffer, parsed, {**alert, "runbook_url": "https://x"})
+    return buffer.getvalue()
+
+
+def job_events(world, reader, at_least: int) -> list[dict]:
+    """Decoded job events of the test's jobs topic."""
+    messages = reader.read(world.topics.jobs, at_least)
+    return [world.codec.decode("JobEvent", m.value()) for m in messages]
+
+
+def commands(world, reader, channel_type: str, at_least: int) -> list[dict]:
+    """Decoded delivery commands of one channel type."""
+    messages = reader.read(world.topics.delivery(channel_type), at_least)
+    return [world.codec.decode("DeliveryCommand", m.value()) for m in messages]
+
+
+def test_routes_an_event_to_a_command_and_a_queued_job(world, reader) -> None:
+    """A match yields a command keyed by channel and a queued job event keyed by job."""
+    channel = world.channel("slack")
+    rule = world.rule(channel)
+    alert = world.alert("a-1")
+    world.send(alert)
+
+    with world.running():
+        delivered = reader.read(world.topics.delivery("slack"), 1)
+        events = job_events(world, reader, 1)
+
+    job_id = job_id_for(alert["event_id"], rule.id, channel.id)
+    assert [m.key().decode() for m in delivered] == [channel.id]
+    command = world.codec.decode("DeliveryCommand", delivered[0].value())
+    assert command["job_id"] == job_id
+    assert command["attempt"] == 1
+    assert command["rule_id"] == rule.id
+    assert command["alert"]["event_id"] == alert["event_id"]
+    assert [(e["job_id"], e["state"], e["attempt"]) for e in events] == [
+        (job_id, "queued", 1)
+    ]
+
+
+def test_undecodable_input_is_dead_lettered_between_good_events(world, reader) -> None:
+    """Garbage, a truncated record, another record type and a newer version go to the
+    dead-letter topic with their bytes and reasons; every good event is routed."""
+    world.rule(world.channel())
+    good = [world.alert(f"a-{i}") for i in range(4)]
+    good_bytes = [world.codec.encode("AlertEvent", a) for a in good]
+    other_record = world.codec.encode(
+        "ConfigEvent",
+        {
+            "outbox_id": 1,
+            "changed_at": good[0]["occurred_at"],
+            "channel": None,
+            "rule": None,
+        },
+    )
+    bad = {
+        "garbage": b"\x00not avro at all",
+        "truncated": good_bytes[0][:-7],
+        "other-record": other_record,
+        "future-version": encode_future_alert(world.alert("a-f")),
+    }
+    key = f"{world.tenant_id}/a-bad"
+    for value, (name, bad_value) in zip(good_bytes, bad.items(), strict=True):
+        world.send_raw(key, value)
+        world.send_raw(key, bad_value, headers=[("case", name.encode())])
+    world.producer.flush(30)
+
+    with world.running():
+        dead = reader.read(world.topics.dlq, len(bad))
+        events = job_events(world, reader, len(good))
+
+    assert sorted(e["event_id"] for e in events) == sorted(a["event_id"] for a in good)
+    assert {header_value(m, "case"): m.value() for m in dead} == {
+        name: value for name, value in bad.items()
+    }
+    for message in dead:
+        assert message.key().decode() == key
+        assert header_value(message, SOURCE_TOPIC_HEADER) == world.topics.alerts
+        assert header_value(message, SOURCE_PARTITION_HEADER).isdigit()
+        assert header_value(message, SOURCE_OFFSET_HEADER).isdigit()
+        assert header_value(message, REASON_HEADER)
+    reasons = {header_value(m, "case"): header_value(m, REASON_HEADER) for m in dead}
+    assert "unknown schema fingerprint" in reasons["future-version"]
+    assert "does not decode" in reasons["truncated"]
+
+
+def test_unknown_tenant_matches_nothing_and_is_not_dead_lettered(world, reader) -> None:
+    """An event of a tenant without rules is consumed quietly."""
+    world.rule(world.channel())
+    stranger = {**world.alert("a-1"), "tenant_id": f"{world.tenant_id}-x"}
+    known = world.alert("a-1")
+    world.send(stranger, known)
+
+    with world.running():
+        world.wait_consumed()
+        events = job_events(world, reader, 0)
+        dead = reader.read(world.topics.dlq)
+
+    assert [e["event_id"] for e in events] == [known["event_id"]]
+    assert dead == []
+
+
+def test_config_changes_apply_to_later_events(world, reader) -> None:
+    """Adding, changing, disabling and deleting a rule, and disabling its channel,
+    each take effect for the events that come after the change."""
+    channel = world.channel()
+    first = world.rule(channel, alert_types=("cpu",))
+
+    with world.running() as router:
+
+        def route(alert_type: str) -> list[str]:
+            alert = world.alert("a-1", alert_type=alert_type)
+            world.send(alert)
+            world.wait_consumed()
+            events = job_events(world, reader, 0)
+            return [e["rule_id"] for e in events if e["event_id"] == alert["event_id"]]
+
+        def publish(change, expect) -> None:
+            change()
+            world.wait_for(
+                lambda: expect(router.config.snapshot()), "config change in cache"
+            )
+
+        assert route("cpu") == [first.id]
+        assert route("disk") == []
+
+        added = world.rule(channel, alert_types=("disk",), priority=20)
+        world.wait_for(
+            lambda: added.id in router.config.snapshot()[2], "new rule in cache"
+        )
+        assert route("disk") == [added.id]
+
+        changed = first.__class__(**{**first.__dict__, "alert_types": ("disk",)})
+        publish(
+            lambda: world.publish_rule(changed),
+            lambda snap: snap[2][first.id].alert_types == ("disk",),
+        )
+        assert sorted(route("disk")) == sorted([first.id, added.id])
+        assert route("cpu") == []
+
+        disabled = changed.__class__(**{**changed.__dict__, "enabled": False})
+        publish(
+            lambda: world.publish_rule(disabled),
+            lambda snap: not snap[2][first.id].enabled,
+        )
+        assert route("disk") == [added.id]
+
+        publish(lambda: world.delete_rule(added), lambda snap: added.id not in snap[2])
+        world.publish_rule(changed)
+        world.wait_for(
+            lambda: router.config.snapshot()[2][first.id].enabled, "re-enabled"
+        )
+        assert route("disk") == [first.id]
+
+        off = channel.__class__(**{**channel.__dict__, "enabled": False})
+        publish(
+            lambda: world.publish_channel(off),
+            lambda snap: not snap[1][channel.id].enabled,
+        )
+        assert route("disk") == []
+
+
+def test_throttle_suppresses_repeats_of_the_same_kind(world, reader) -> None:
+    """Repeats of one kind inside the window are suppressed and recorded; another kind
+    (CLOSED after a delivered OPEN) goes through; after the window it sends again."""
+    rule = world.rule(world.channel(), throttle_minutes=10)
+    start = world.alert("a-1")["occurred_at"]
+
+    def at(minutes: float, kind: str = "OPEN", alert_id: str = "a-1") -> dict:
+        moment = start + timedelta(minutes=minutes)
+        return world.alert(alert_id, kind=kind, occurred_at=moment)
+
+    alerts = [
+        at(0),
+        at(1),
+        at(2, "ACKNOWLEDGED"),
+        at(3, "CLOSED"),
+        at(4, "CLOSED"),
+        at(4, alert_id="a-2"),
+        at(10.5),
+    ]
+    world.send(*alerts)
+
+    with world.running():
+        events = job_events(world, reader, len(alerts))
+
+    by_event = {e["event_id"]: e for e in events}
+    states = [
+        (by_event[a["event_id"]]["state"], by_event[a["event_id"]]["reason"])
+        for a in alerts
+    ]
+    queued, suppressed = ("queued", None), ("suppressed", "throttled")
+    assert states == [queued, suppressed, queued, queued, suppressed, queued, queued]
+    assert all(e["rule_id"] == rule.id for e in events)
+    sent = {c["alert"]["event_id"] for c in commands(world, reader, "webhook", 5)}
+    assert sent == {
+        a["event_id"] for a, s in zip(alerts, states, strict=True) if s == queued
+    }
+
+
+def test_throttle_windows_survive_a_restart(world, reader) -> None:
+    """A new router in the group restores the windows its predecessor committed."""
+    world.rule(world.channel(), throttle_minutes=30)
+    first = world.alert("a-1")
+    world.send(first)
+    with world.running():
+        job_events(world, reader, 1)
+
+    repeat = copy.deepcopy(first)
+    repeat["event_id"] = world.alert("a-1")["event_id"]
+    closed = world.alert("a-1", kind="CLOSED")
+    world.send(repeat, closed)
+    with world.running():
+        events = job_events(world, reader, 3)
+
+    states = {e["event_id"]: e["state"] for e in events}
+    assert states == {
+        first["event_id"]: "queued",
+        repeat["event_id"]: "suppressed",
+        closed["event_id"]: "queued",
+    }

@@ -127,16 +127,22 @@ def classify_http(
     error = f"HTTP {status_code}: {body}" if body else f"HTTP {status_code}"
     if 200 <= status_code < 300:
         return Outcome.delivered(status_code)
-    retry_after = parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
+    retry_after = parse_retry_after(
+        headers.get("retry-after") or headers.get("Retry-After")
+    )
     if status_code == 429:
         return Outcome.retryable(Reason.HTTP_429, error, status_code, retry_after)
     if status_code >= 500:
         return Outcome.retryable(Reason.HTTP_5XX, error, status_code, retry_after)
     if status_code in RETRYABLE_4XX:
-        return Outcome.retryable(Reason.HTTP_RETRYABLE_4XX, error, status_code, retry_after)
+        return Outcome.retryable(
+            Reason.HTTP_RETRYABLE_4XX, error, status_code, retry_after
+        )
     if 300 <= status_code < 400:
         location = headers.get("location") or headers.get("Location") or "(none)"
         return Outcome.permanent(
-            Reason.HTTP_REDIRECT, f"HTTP {status_code} redirect to {location}", status_code
+            Reason.HTTP_REDIRECT,
+            f"HTTP {status_code} redirect to {location}",
+            status_code,
         )
     return Outcome.permanent(Reason.HTTP_4XX, error, status_code)

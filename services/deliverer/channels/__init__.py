@@ -25,7 +25,9 @@ class ChannelSpec:
 
 
 def _load_spec(channel_type: ChannelType) -> ChannelSpec:
-    module = importlib.import_module(f"services.deliverer.channels.{channel_type}.config")
+    module = importlib.import_module(
+        f"services.deliverer.channels.{channel_type}.config"
+    )
     return ChannelSpec(channel_type, module.Config, module.Secrets)
 
 
@@ -36,5 +38,7 @@ CHANNEL_SPECS: dict[ChannelType, ChannelSpec] = {
 
 def sender_class(channel_type: str) -> Any:
     """The ``Sender`` class of a channel type."""
-    module = importlib.import_module(f"services.deliverer.channels.{channel_type}.sender")
+    module = importlib.import_module(
+        f"services.deliverer.channels.{channel_type}.sender"
+    )
     return module.Sender

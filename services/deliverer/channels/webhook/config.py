@@ -10,8 +10,14 @@ from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBa
 
 # Headers the sender sets itself; a customer must not override them.
 RESERVED_HEADERS = frozenset(
-    {"content-type", "content-length", "host", "webhook-id", "webhook-timestamp",
-     "webhook-signature"}
+    {
+        "content-type",
+        "content-length",
+        "host",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
 )
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
@@ -56,7 +62,9 @@ class Secrets(ChannelSecretsBase):
         try:
             key = base64.b64decode(raw, validate=True)
         except binascii.Error:
-            raise ValueError("signing_secret must be whsec_ followed by base64") from None
+            raise ValueError(
+                "signing_secret must be whsec_ followed by base64"
+            ) from None
         if not 24 <= len(key) <= 64:
             raise ValueError("signing_secret must decode to 24 to 64 bytes")
         return value

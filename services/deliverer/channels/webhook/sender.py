@@ -1,0 +1,156 @@
+"""The generic webhook channel: a signed JSON POST per attempt.
+
+Signed as the Standard Webhooks specification describes, with the
+``standardwebhooks`` library: ``webhook-id`` is the job id (the same on every
+attempt, so receivers can deduplicate), ``webhook-timestamp`` the time of this
+attempt, ``webhook-signature`` the HMAC-SHA256 of ``id.timestamp.body``.
+
+Redirects: 307 and 308 are followed once, with the same method, body and
+signature headers; any other redirect is a permanent failure naming the status
+and the Location. Everything else is classified by :func:`classify_http`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from standardwebhooks import Webhook
+
+from services.deliverer.channels.base import ResolvedChannel
+from services.deliverer.channels.webhook.payload import build_payload, encode_payload
+from services.deliverer.outcome import Outcome, Reason, classify_http
+from services.deliverer.targets import check_target
+from services.deliverer.text import truncate_chars
+from switchboard.settings import Settings
+
+# Of the response body, only this much is read and kept for the attempt log.
+MAX_RESPONSE_BYTES = 4096
+MAX_RESPONSE_CHARS = 1000
+FOLLOWED_REDIRECTS = frozenset({307, 308})
+USER_AGENT = "Switchboard-Webhook/1"
+# Connections across all channels; per-channel concurrency is bounded upstream.
+MAX_CONNECTIONS = 512
+MAX_KEEPALIVE = 128
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """A 307 or 308 answer: where the same request goes next."""
+
+    status_code: int
+    url: httpx.URL
+
+
+class Sender:
+    """Posts signed webhook payloads with one connection pool for the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Create the HTTP client shared by every webhook channel."""
+        self._allow_private = settings.allow_private_targets
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE
+            ),
+            headers={"user-agent": USER_AGENT},
+        )
+        self._signers: dict[str, Webhook] = {}
+
+    async def send(self, command: dict[str, Any], channel: ResolvedChannel) -> Outcome:
+        """POST the command's payload to the channel's URL and classify the answer."""
+        body = encode_payload(build_payload(command))
+        headers = {
+            **channel.config.headers,
+            **self._signature_headers(command["job_id"], body, channel.secrets),
+            "content-type": "application/json",
+        }
+        url = httpx.URL(str(channel.config.url))
+        outcome = await self._post(url, body, headers, channel.config.timeout_s)
+        if isinstance(outcome, Redirect):
+            followed = await self._post(
+                outcome.url, body, headers, channel.config.timeout_s
+            )
+            if isinstance(followed, Redirect):
+                return Outcome.permanent(
+                    Reason.HTTP_REDIRECT,
+                    f"HTTP {followed.status_code} redirect to {followed.url} "
+                    "after a redirect already followed",
+                    followed.status_code,
+                )
+            return followed
+        return outcome
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    def _signature_headers(
+        self, job_id: str, body: bytes, secrets: Any
+    ) -> dict[str, str]:
+        secret = getattr(secrets, "signing_secret", None)
+        signer = None
+        if secret:
+            signer = self._signers.get(secret)
+            if signer is None:
+                signer = self._signers[secret] = Webhook(secret)
+        return signature_headers(signer, job_id, datetime.now(UTC), body)
+
+    async def _post(
+        self, url: httpx.URL, body: bytes, headers: dict[str, str], timeout_s: float
+    ) -> Outcome | Redirect:
+        """One request: its outcome, or the redirect to follow."""
+        refused = await check_target(url, self._allow_private)
+        if refused is not None:
+            return refused
+        try:
+            request = self._client.build_request(
+                "POST", url, content=body, headers=headers, timeout=timeout_s
+            )
+            response = await self._client.send(request, stream=True)
+            try:
+                text = await _bounded_body(response)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException as error:
+            return Outcome.retryable(Reason.TIMEOUT, _describe(error))
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
+            return Outcome.permanent(Reason.INVALID_CONFIG, _describe(error))
+        except httpx.HTTPError as error:
+            return Outcome.retryable(Reason.CONNECTION_ERROR, _describe(error))
+        location = response.headers.get("location")
+        if response.status_code in FOLLOWED_REDIRECTS and location:
+            return Redirect(response.status_code, response.url.join(location))
+        return classify_http(response.status_code, response.headers, text)
+
+
+def signature_headers(
+    signer: Webhook | None, message_id: str, timestamp: datetime, body: bytes
+) -> dict[str, str]:
+    """The Standard Webhooks headers of one request; unsigned without a secret."""
+    headers = {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+    }
+    if signer is not None:
+        headers["webhook-signature"] = signer.sign(message_id, timestamp, body)
+    return headers
+
+
+async def _bounded_body(response: httpx.Response) -> str:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_RESPONSE_BYTES:
+            break
+    raw = b"".join(chunks)[:MAX_RESPONSE_BYTES]
+    text = raw.decode(response.encoding or "utf-8", errors="replace")
+    return truncate_chars(text.strip(), MAX_RESPONSE_CHARS)
+
+
+def _describe(error: httpx.HTTPError) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

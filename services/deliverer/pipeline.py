@@ -1,0 +1,300 @@
+"""One command's way through the deliverer: resolve, attempt, settle.
+
+Settling turns the attempt's outcome into messages, all awaited until the
+broker acknowledged them, because the caller stores the input offset as soon as
+:meth:`Pipeline.handle` returns:
+
+- delivered: a ``delivered`` job event;
+- retryable with attempts left: the command with the next attempt number and its
+  ``not_before`` on a retry tier, and a ``retrying`` job event;
+- permanent, or the last attempt: the command on the dead-letter topic with the
+  reason in headers, and a ``dead`` job event;
+- channel deleted or disabled: a ``cancelled`` job event.
+
+Error text is redacted of the channel's secrets before it leaves the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from services.deliverer.channels.base import ResolvedChannel, Sender
+from services.deliverer.kafka_io import AsyncProducer, Headers
+from services.deliverer.ladder import RetryLadder
+from services.deliverer.limits import KeyedLimiter
+from services.deliverer.outcome import Outcome, OutcomeKind, Reason
+from services.deliverer.redact import redact
+from services.deliverer.resolve import ChannelResolver
+from services.deliverer.topology import TypeTopics
+from switchboard.codec import Codec
+from switchboard.domain import JobState
+from switchboard.jobs import job_event, utc_now
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = Counter(
+    "switchboard_delivery_attempts_total",
+    "Delivery attempts by channel type, outcome and reason.",
+    ["channel_type", "outcome", "reason"],
+)
+ATTEMPT_SECONDS = Histogram(
+    "switchboard_delivery_attempt_seconds",
+    "Duration of one delivery attempt.",
+    ["channel_type"],
+)
+
+# Dead-letter headers, read by operators and the dead-letter replay tooling.
+HEADER_REASON = "switchboard.reason"
+HEADER_ERROR = "switchboard.error"
+HEADER_FINAL = "switchboard.final"
+HEADER_ATTEMPT = "switchboard.attempt"
+HEADER_SOURCE_TOPIC = "switchboard.source-topic"
+HEADER_SOURCE_PARTITION = "switchboard.source-partition"
+HEADER_SOURCE_OFFSET = "switchboard.source-offset"
+
+CANCELLING_REASONS = frozenset({Reason.CHANNEL_GONE, Reason.CHANNEL_DISABLED})
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A consumed message and the command decoded from it (None if it did not)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    command: dict[str, Any] | None
+    decode_error: str | None = None
+
+
+class Pipeline:
+    """Delivers commands with the senders of the served channel types."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        producer: AsyncProducer,
+        resolver: ChannelResolver,
+        senders: dict[str, Sender],
+        topics: dict[str, TypeTopics],
+        jobs_topic: str,
+        max_attempts: int,
+        per_channel: int,
+    ) -> None:
+        """Wire the pipeline; ``topics`` and ``senders`` are keyed by channel type."""
+        self._codec = codec
+        self._producer = producer
+        self._resolver = resolver
+        self._senders = senders
+        self._topics = topics
+        self._jobs_topic = jobs_topic
+        self._ladders = {
+            channel_type: RetryLadder(list(t.tiers), max_attempts)
+            for channel_type, t in topics.items()
+        }
+        self._per_channel = KeyedLimiter(per_channel)
+
+    async def handle(self, item: Incoming, served_type: str, delivered: bool) -> None:
+        """Process one consumed message; returns once its outcome is durable."""
+        command = item.command
+        if command is None:
+            await self._dead_letter(
+                item, served_type, Reason.UNDECODABLE, item.decode_error, "permanent"
+            )
+            return
+        if str(command["channel_type"]) != served_type:
+            error = f"command for {command['channel_type']} on the {served_type} topic"
+            outcome = Outcome.permanent(Reason.WRONG_CHANNEL_TYPE, error)
+            await self._settle(item, served_type, command, outcome, (), None)
+            return
+        if delivered:
+            log.debug("job already delivered; not sent again", extra=_fields(command))
+            return
+        await self._deliver(item, served_type, command)
+
+    async def _deliver(
+        self, item: Incoming, served_type: str, command: dict[str, Any]
+    ) -> None:
+        resolution = await self._resolver.resolve(command)
+        if resolution.failure is not None:
+            if resolution.failure.reason in CANCELLING_REASONS:
+                await self._cancel(command, resolution.failure)
+                return
+            await self._settle(
+                item, served_type, command, resolution.failure, resolution.secrets, None
+            )
+            return
+        outcome, duration_ms = await self._attempt(command, resolution.channel)
+        await self._settle(
+            item, served_type, command, outcome, resolution.secrets, duration_ms
+        )
+
+    async def _attempt(
+        self, command: dict[str, Any], channel: ResolvedChannel
+    ) -> tuple[Outcome, int]:
+        sender = self._senders[channel.channel_type]
+        timeout_s = channel.config.timeout_s
+        async with self._per_channel.hold(channel.id):
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    outcome = await sender.send(command, channel)
+            except TimeoutError:
+                outcome = Outcome.retryable(
+                    Reason.TIMEOUT, f"no complete response within {timeout_s:g} s"
+                )
+            except Exception as error:
+                # A sender maps third-party errors itself; anything else is a bug
+                # in it, retried in case it is transient.
+                log.exception(
+                    "sender raised instead of returning", extra=_fields(command)
+                )
+                outcome = Outcome.retryable(
+                    Reason.INTERNAL_ERROR, f"sender error: {type(error).__name__}"
+                )
+            elapsed_s = time.monotonic() - started
+        ATTEMPTS.labels(channel.channel_type, outcome.kind, outcome.reason).inc()
+        ATTEMPT_SECONDS.labels(channel.channel_type).observe(elapsed_s)
+        return outcome, int(elapsed_s * 1000)
+
+    async def _settle(
+        self,
+        item: Incoming,
+        served_type: str,
+        command: dict[str, Any],
+        outcome: Outcome,
+        secrets: tuple[str, ...],
+        duration_ms: int | None,
+    ) -> None:
+        error = redact(outcome.error, secrets)
+        attempt = command["attempt"]
+        if outcome.kind is OutcomeKind.DELIVERED:
+            await self._job_event(
+                command, JobState.DELIVERED, outcome, None, duration_ms
+            )
+            log.debug(
+                "delivered", extra={**_fields(command), "duration_ms": duration_ms}
+            )
+            return
+
+        plan = None
+        if outcome.kind is OutcomeKind.RETRYABLE:
+            plan = self._ladders[served_type].plan(
+                attempt, outcome.retry_after_s, utc_now()
+            )
+        if plan is not None:
+            retry = {**command, "attempt": plan.attempt, "not_before": plan.not_before}
+            await asyncio.gather(
+                self._producer.send(
+                    plan.tier.topic,
+                    command["channel_id"],
+                    self._codec.encode("DeliveryCommand", retry),
+                ),
+                self._job_event(
+                    command,
+                    JobState.RETRYING,
+                    outcome,
+                    error,
+                    duration_ms,
+                    next_attempt_at=plan.not_before,
+                ),
+            )
+            log.info(
+                "retry scheduled",
+                extra={
+                    **_fields(command),
+                    "reason": outcome.reason,
+                    "tier": plan.tier.label,
+                },
+            )
+            return
+
+        final = "permanent" if outcome.kind is OutcomeKind.PERMANENT else "max_attempts"
+        await asyncio.gather(
+            self._dead_letter(item, served_type, outcome.reason, error, final),
+            self._job_event(command, JobState.DEAD, outcome, error, duration_ms),
+        )
+        log.warning(
+            "delivery failed for good",
+            extra={
+                **_fields(command),
+                "reason": outcome.reason,
+                "final": final,
+                "error": error,
+            },
+        )
+
+    async def _cancel(self, command: dict[str, Any], outcome: Outcome) -> None:
+        await self._job_event(command, JobState.CANCELLED, outcome, outcome.error, None)
+        log.info("job cancelled", extra={**_fields(command), "reason": outcome.reason})
+
+    async def _job_event(
+        self,
+        command: dict[str, Any],
+        state: JobState,
+        outcome: Outcome,
+        error: str | None,
+        duration_ms: int | None,
+        next_attempt_at: Any = None,
+    ) -> None:
+        event = job_event(
+            command,
+            state,
+            command["attempt"],
+            status_code=outcome.status_code,
+            reason=str(outcome.reason),
+            error=error,
+            duration_ms=duration_ms,
+            next_attempt_at=next_attempt_at,
+        )
+        value = self._codec.encode("JobEvent", event)
+        await self._producer.send(self._jobs_topic, command["job_id"], value)
+
+    async def _dead_letter(
+        self,
+        item: Incoming,
+        served_type: str,
+        reason: Reason,
+        error: str | None,
+        final: str,
+    ) -> None:
+        headers: Headers = [
+            (HEADER_REASON, str(reason)),
+            (HEADER_FINAL, final),
+            (HEADER_SOURCE_TOPIC, item.topic),
+            (HEADER_SOURCE_PARTITION, str(item.partition)),
+            (HEADER_SOURCE_OFFSET, str(item.offset)),
+        ]
+        if error:
+            headers.append((HEADER_ERROR, error))
+        if item.command is not None:
+            headers.append((HEADER_ATTEMPT, str(item.command["attempt"])))
+        else:
+            log.error(
+                "undecodable command dead-lettered",
+                extra={
+                    "topic": item.topic,
+                    "partition": item.partition,
+                    "offset": item.offset,
+                    "error": error,
+                },
+            )
+        await self._producer.send(
+            self._topics[served_type].dlq, item.key, item.value, headers
+        )
+
+
+def _fields(command: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tenant": command["tenant_id"],
+        "channel": command["channel_id"],
+        "job_id": command["job_id"],
+        "attempt": command["attempt"],
+    }

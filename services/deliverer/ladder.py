@@ -52,10 +52,17 @@ class RetryLadder:
             index = max(index, self._first_tier_at_least(wait_ms))
         tier = self.tiers[index]
         delay = timedelta(milliseconds=max(tier.delay_ms, wait_ms))
-        return RetryPlan(tier, attempt + 1, now + delay)
+        return RetryPlan(tier, attempt + 1, _ceil_ms(now + delay))
 
     def _first_tier_at_least(self, wait_ms: int) -> int:
         for index, tier in enumerate(self.tiers):
             if tier.delay_ms >= wait_ms:
                 return index
         return len(self.tiers) - 1
+
+
+def _ceil_ms(moment: datetime) -> datetime:
+    # Commands carry milliseconds; rounding down would make a retry due early.
+    if moment.microsecond % 1000 == 0:
+        return moment
+    return moment + timedelta(microseconds=1000 - moment.microsecond % 1000)

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -34,7 +35,7 @@ from services.deliverer.resolve import ChannelResolver
 from services.deliverer.topology import TypeTopics
 from switchboard.codec import Codec
 from switchboard.domain import JobState
-from switchboard.jobs import job_event, utc_now
+from switchboard.jobs import job_event
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class Pipeline:
         plan = None
         if outcome.kind is OutcomeKind.RETRYABLE:
             plan = self._ladders[served_type].plan(
-                attempt, outcome.retry_after_s, utc_now()
+                attempt, outcome.retry_after_s, datetime.now(UTC)
             )
         if plan is not None:
             retry = {**command, "attempt": plan.attempt, "not_before": plan.not_before}

@@ -20,11 +20,10 @@ refused addresses are kept in the outcome's error text.
 
 from __future__ import annotations
 
-import ssl
-
 import aiosmtplib
 
 from services.deliverer.outcome import Outcome, OutcomeKind, Reason
+from services.deliverer.tls import certificate_failure
 
 # The reply code of a successful end of DATA (RFC 5321 section 4.2.2).
 SMTP_OK = 250
@@ -36,7 +35,7 @@ def outcome_for(error: BaseException) -> Outcome:
         return _recipients_refused(error)
     if isinstance(error, aiosmtplib.SMTPResponseException):
         return outcome_for_reply(error.code, error.message)
-    certificate_problem = _certificate_failure(error)
+    certificate_problem = certificate_failure(error)
     if certificate_problem is not None:
         detail = certificate_problem
         return Outcome.permanent(
@@ -91,16 +90,6 @@ def _recipients_refused(error: aiosmtplib.SMTPRecipientsRefused) -> Outcome:
     return Outcome.permanent(
         Reason.RECIPIENT_REFUSED, f"recipients refused: {listed}", worst
     )
-
-
-def _certificate_failure(error: BaseException) -> str | None:
-    # aiosmtplib wraps the ssl error of a failed handshake in SMTPConnectError.
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return seen.verify_message or str(seen)
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _describe(error: BaseException) -> str:

@@ -15,6 +15,7 @@ from pydantic import EmailStr, Field, field_validator, model_validator
 
 from services.deliverer import templates
 from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
+from services.deliverer.tls import check_certificate
 
 
 def ascii_address(address: str) -> str:
@@ -29,18 +30,6 @@ def ascii_address(address: str) -> str:
     except UnicodeError:
         raise ValueError(f"{address!r}: the domain is not a valid IDNA name") from None
     return f"{local}@{ascii_domain.lower()}"
-
-
-def _check_certificate(pem: str) -> str:
-    from cryptography import x509
-
-    try:
-        certificates = x509.load_pem_x509_certificates(pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        raise ValueError("ca_certificate_pem is not a PEM certificate") from None
-    if not certificates:
-        raise ValueError("ca_certificate_pem holds no certificate")
-    return pem
 
 
 class Config(ChannelConfigBase):
@@ -105,7 +94,7 @@ class Config(ChannelConfigBase):
     @field_validator("ca_certificate_pem")
     @classmethod
     def _check_ca(cls, value: str | None) -> str | None:
-        return None if value is None else _check_certificate(value)
+        return None if value is None else check_certificate(value)
 
     @model_validator(mode="after")
     def _check_security(self) -> Config:

@@ -27,6 +27,7 @@ from services.deliverer.channels.email.message import Envelope, build_envelope
 from services.deliverer.outcome import Outcome, Reason
 from services.deliverer.redact import redact, secret_values
 from services.deliverer.templates import TemplateError
+from services.deliverer.tls import client_context
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ async def _open(config: Config, password: str | None) -> aiosmtplib.SMTP:
         port=config.port,
         use_tls=config.security == "tls",
         start_tls=config.security == "starttls",
-        tls_context=tls_context(config) if config.security != "none" else None,
+        tls_context=_tls(config),
         timeout=config.timeout_s,
     )
     await smtp.connect()
@@ -170,15 +171,10 @@ async def _open(config: Config, password: str | None) -> aiosmtplib.SMTP:
     return smtp
 
 
-def tls_context(config: Config) -> ssl.SSLContext:
-    """Certificate checks on unless the channel turned them off; extra CA trusted."""
-    context = ssl.create_default_context()
-    if config.ca_certificate_pem:
-        context.load_verify_locations(cadata=config.ca_certificate_pem)
-    if not config.verify_certificate:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+def _tls(config: Config) -> ssl.SSLContext | None:
+    if config.security == "none":
+        return None
+    return client_context(config.verify_certificate, config.ca_certificate_pem)
 
 
 def _server_key(config: Config, password: str | None) -> ServerKey:

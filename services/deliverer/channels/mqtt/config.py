@@ -4,22 +4,38 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from services.deliverer import templates
 from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
+from services.deliverer.channels.mqtt.message import TopicError, render_topic
+from services.deliverer.tls import check_certificate
 
 
 class Config(ChannelConfigBase):
-    """Broker address, TLS, credentials and what to publish where."""
+    """Broker address, TLS, credentials and what to publish where.
+
+    QoS 0 counts as delivered once the message is written to the connection;
+    QoS 1 and 2 only when the broker acknowledged it (PUBACK, PUBCOMP).
+    """
 
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(1883, ge=1, le=65535)
     tls: bool = False
+    verify_certificate: bool = True
+    ca_certificate_pem: str | None = Field(
+        None,
+        max_length=100_000,
+        description="PEM of a CA to trust in addition to the system's.",
+    )
     username: str | None = Field(None, max_length=255)
     topic_template: str = Field(
-        "switchboard/{{ tenant_id }}/{{ severity }}",
+        "switchboard/{{ tenant_id }}/{{ severity | lower }}",
         max_length=1000,
-        description="Jinja2 template of the topic to publish to.",
+        description=(
+            "Jinja2 template of the topic to publish to. Substituted values have "
+            "/, + and # replaced by _, so alert fields cannot add levels or wildcards."
+        ),
     )
     qos: Literal[0, 1, 2] = 1
     retain: bool = False
@@ -31,10 +47,26 @@ class Config(ChannelConfigBase):
             raise ValueError("a publish topic must not contain the wildcards # or +")
         if "\x00" in value:
             raise ValueError("a topic must not contain NUL")
+        templates.check(value)
+        try:
+            render_topic(value, templates.sample_context())
+        except (TopicError, templates.TemplateError) as error:
+            raise ValueError(str(error)) from None
         return value
+
+    @field_validator("ca_certificate_pem")
+    @classmethod
+    def _check_ca(cls, value: str | None) -> str | None:
+        return None if value is None else check_certificate(value)
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Config:
+        if self.ca_certificate_pem and not self.tls:
+            raise ValueError("ca_certificate_pem needs tls")
+        return self
 
 
 class Secrets(ChannelSecretsBase):
-    """The broker password."""
+    """The broker password (used only together with ``Config.username``)."""
 
     password: str | None = Field(None, max_length=1000)

@@ -141,6 +141,11 @@ class Router:
         """The rules and channels cache the router routes with."""
         return self._cache
 
+    @property
+    def assigned(self) -> list[int]:
+        """The alerts partitions this router currently owns."""
+        return self._throttle.partitions()
+
     def run(self, stop: threading.Event) -> None:
         """Start up, then route batches until ``stop`` is set."""
         self._start()

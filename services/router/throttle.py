@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 MS_PER_MINUTE = 60_000
 RESTORE_BATCH = 1000
-RESTORE_POLL_S = 0.5
+RESTORE_POLL_S = 0.05
 
 
 def throttle_key(rule_id: str, kind: str, tenant_id: str, alert_id: str) -> str:
@@ -95,6 +95,10 @@ class ThrottleState:
     def has(self, partition: int) -> bool:
         """Whether the windows of ``partition`` are loaded."""
         return partition in self._partitions
+
+    def partitions(self) -> list[int]:
+        """The partitions whose windows are loaded."""
+        return sorted(self._partitions)
 
     def size(self) -> int:
         """Committed windows over all partitions."""

@@ -254,3 +254,26 @@ def test_throttle_windows_survive_a_restart(world, reader) -> None:
         repeat["event_id"]: "suppressed",
         closed["event_id"]: "queued",
     }
+
+
+def test_throttle_windows_follow_partitions_in_a_rebalance(world, reader) -> None:
+    """A second router joining the group takes partitions with their windows."""
+    world.rule(world.channel(), throttle_minutes=30)
+    firsts = [world.alert(f"a-{i}") for i in range(30)]
+    world.send(*firsts)
+
+    with world.running() as first_router:
+        world.wait_consumed()
+        with world.running() as second_router:
+            world.wait_for(
+                lambda: first_router.assigned and second_router.assigned,
+                "both routers to own partitions",
+            )
+            repeats = [world.alert(f"a-{i}") for i in range(30)]
+            world.send(*repeats)
+            world.wait_consumed()
+            events = job_events(world, reader, 60)
+
+    states = {e["event_id"]: e["state"] for e in events}
+    assert [states[a["event_id"]] for a in firsts] == ["queued"] * 30
+    assert [states[a["event_id"]] for a in repeats] == ["suppressed"] * 30

@@ -330,6 +330,41 @@ def emit_command(
         raise typer.Exit(code=1)
 
 
+@app.command("deliverer")
+def deliverer_command(
+    types: str = typer.Option(
+        ..., "--type", help="Channel types to deliver, comma separated (e.g. webhook)."
+    ),
+) -> None:
+    """Deliver commands of the given channel types until SIGTERM or Ctrl-C."""
+    from services.deliverer.service import DelivererError, run_deliverer
+    from switchboard.domain import ChannelType
+    from switchboard.metrics import start_metrics_server
+
+    settings = load_settings()
+    warn_if_development_key(settings)
+    channel_types = [t.strip() for t in types.split(",") if t.strip()]
+    unknown = sorted(set(channel_types) - {str(t) for t in ChannelType})
+    if unknown or not channel_types:
+        raise fail(f"unknown channel types: {', '.join(unknown) or '(none given)'}")
+    start_metrics_server(settings.metrics_port)
+    try:
+        run_deliverer(settings, list(dict.fromkeys(channel_types)))
+    except DelivererError as error:
+        raise fail(str(error)) from None
+
+
+@app.command("recorder")
+def recorder_command() -> None:
+    """Record notify.jobs into the job tables until SIGTERM or Ctrl-C."""
+    from services.recorder.service import run_recorder
+    from switchboard.metrics import start_metrics_server
+
+    settings = load_settings()
+    start_metrics_server(settings.metrics_port)
+    run_recorder(settings)
+
+
 def main() -> None:
     """Entry point for ``python -m switchboard.cli``."""
     app()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -327,6 +329,305 @@ def emit_command(
         f"{report.published} events published, {len(report.rejected)} lines rejected"
     )
     if report.rejected or report.failed:
+        raise typer.Exit(code=1)
+
+
+groups_app = typer.Typer(
+    help="Consumer groups: members, lag and offsets.", invoke_without_command=True
+)
+dlq_app = typer.Typer(help="Dead-letter topics: list and replay.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Delivery jobs.", no_args_is_help=True)
+app.add_typer(groups_app, name="groups")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(jobs_app, name="jobs")
+
+
+def _ops_call(action: Callable[[], Any]) -> Any:
+    """Run an operator action, turning its refusals into one clear error line."""
+    from confluent_kafka import KafkaException
+
+    from services.ops.errors import OpsError
+
+    try:
+        return action()
+    except OpsError as error:
+        raise fail(str(error)) from None
+    except KafkaException as error:
+        raise fail(f"kafka: {error.args[0]}") from None
+
+
+def _print_json(value: object) -> None:
+    """Print ``value`` as JSON on stdout, without Rich markup."""
+    from services.ops.render import to_json
+
+    print(to_json(value))
+
+
+@groups_app.callback()
+def groups_list(
+    ctx: typer.Context,
+    watch: bool = typer.Option(False, "--watch", help="Refresh a live table."),
+    as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
+    interval_s: float = typer.Option(2.0, "--interval", min=0.5, help="Seconds."),
+    prefix: str = typer.Option("switchboard.", help="Only groups starting with it."),
+) -> None:
+    """List Switchboard's consumer groups with state, members and total lag."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import time
+
+    from rich.live import Live
+
+    from services.ops.groups import list_groups
+    from services.ops.render import groups_table
+    from switchboard.kafka import make_admin
+
+    admin = make_admin(load_settings())
+    groups = _ops_call(lambda: list_groups(admin, prefix))
+    if as_json:
+        _print_json(groups)
+        return
+    if not watch:
+        console.print(groups_table(groups))
+        return
+    with Live(groups_table(groups), console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval_s)
+                groups = _ops_call(lambda: list_groups(admin, prefix))
+                live.update(groups_table(groups), refresh=True)
+        except KeyboardInterrupt:
+            return
+
+
+@groups_app.command("describe")
+def groups_describe(
+    group: str = typer.Argument(..., help="Consumer group id."),
+    as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
+) -> None:
+    """Per partition: committed offset, end offset, lag and owning member."""
+    from services.ops.groups import describe_group
+    from services.ops.render import group_json, group_tables
+    from switchboard.kafka import make_admin
+
+    admin = make_admin(load_settings())
+    detail = _ops_call(lambda: describe_group(admin, group))
+    if as_json:
+        _print_json(group_json(detail))
+        return
+    for table in group_tables(detail):
+        console.print(table)
+
+
+@groups_app.command("reset")
+def groups_reset(
+    group: str = typer.Argument(..., help="Consumer group id."),
+    to: str = typer.Option(
+        ..., "--to", help="earliest, latest, an ISO time (UTC if no zone) or an offset."
+    ),
+    topic: str = typer.Option(None, help="Only this topic (default: all committed)."),
+    partition: int = typer.Option(None, min=0, help="Only this partition of --topic."),
+    execute: bool = typer.Option(False, "--execute", help="Apply; else plan only."),
+    as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
+) -> None:
+    """Move a stopped group's offsets; prints the plan, applies it with --execute."""
+    from services.ops.groups import ResetTarget, apply_reset, plan_reset
+    from services.ops.render import reset_table
+    from switchboard.kafka import make_admin
+
+    admin = make_admin(load_settings())
+    target = _ops_call(lambda: ResetTarget.parse(to))
+    plan = _ops_call(lambda: plan_reset(admin, group, target, topic, partition))
+    if execute:
+        _ops_call(lambda: apply_reset(admin, plan))
+    if as_json:
+        _print_json({"plan": plan, "executed": execute})
+    else:
+        console.print(reset_table(plan, execute))
+
+
+def _channel_type(value: str) -> str:
+    """Check a TYPE argument against the channel types."""
+    from switchboard.topics import CHANNEL_TYPES
+
+    if value not in CHANNEL_TYPES:
+        raise typer.BadParameter(f"one of {', '.join(CHANNEL_TYPES)}")
+    return value
+
+
+def _dead_letters(settings: Settings, topic: str) -> list[Any]:
+    """Every dead letter now on ``topic``, newest first."""
+    from services.ops.dlq import newest_first, read_dead_letters
+    from switchboard.codec import default_codec
+
+    return newest_first(
+        _ops_call(lambda: read_dead_letters(settings, topic, default_codec()))
+    )
+
+
+def _selection(
+    job: str | None, channel: str | None, tenant: str | None, since: str | None
+) -> Any:
+    """The dead letters the filter options select."""
+    from services.ops.dlq import Selection
+    from services.ops.groups import parse_time
+
+    moment = _ops_call(lambda: parse_time(since)) if since else None
+    return Selection(job_id=job, channel_id=channel, tenant_id=tenant, since=moment)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    channel_type: str = typer.Argument(..., callback=_channel_type, metavar="TYPE"),
+    limit: int = typer.Option(50, min=1, help="Dead letters per page."),
+    page: int = typer.Option(1, min=1, help="Page number, newest first."),
+    job: str = typer.Option(None, help="Only this job id."),
+    channel: str = typer.Option(None, help="Only this channel id."),
+    tenant: str = typer.Option(None, help="Only this tenant id."),
+    since: str = typer.Option(None, help="Dead-lettered at or after (ISO time)."),
+    topic: str = typer.Option(None, help="Read this topic instead of TYPE's."),
+    as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
+) -> None:
+    """Dead letters of a channel type: job, tenant, channel, reason and time."""
+    import psycopg
+
+    from services.ops.dlq import page as page_of
+    from services.ops.dlq import replays
+    from services.ops.render import dead_letter_json, dead_letters_table
+    from switchboard.topics import dlq_topic
+
+    settings = load_settings()
+    topic = topic or dlq_topic(channel_type)
+    selection = _selection(job, channel, tenant, since)
+    letters = [d for d in _dead_letters(settings, topic) if selection.matches(d)]
+    shown = page_of(letters, limit, page)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        done = replays(conn, topic)
+    if as_json:
+        items = [dead_letter_json(d, done.get((d.partition, d.offset))) for d in shown]
+        _print_json(
+            {"topic": topic, "total": len(letters), "page": page, "items": items}
+        )
+        return
+    pages = max((len(letters) + limit - 1) // limit, 1)
+    title = f"{topic}: {len(letters)} dead letter(s), page {page} of {pages}"
+    console.print(dead_letters_table(title, shown, done))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    channel_type: str = typer.Argument(..., callback=_channel_type, metavar="TYPE"),
+    job: str = typer.Option(None, help="Only this job id."),
+    channel: str = typer.Option(None, help="Only this channel id."),
+    tenant: str = typer.Option(None, help="Only this tenant id."),
+    since: str = typer.Option(None, help="Dead-lettered at or after (ISO time)."),
+    replay_all: bool = typer.Option(False, "--all", help="Everything on the topic."),
+    again: bool = typer.Option(False, "--again", help="Also those replayed before."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show, change nothing."),
+    topic: str = typer.Option(None, help="Read this topic instead of TYPE's."),
+    as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
+) -> None:
+    """Queue selected dead letters again as the next attempts of their jobs."""
+    import psycopg
+
+    from services.ops.dlq import Replayer, ReplayOutcome
+    from services.ops.render import replay_json, replay_table
+    from switchboard.codec import default_codec
+    from switchboard.kafka import make_producer
+    from switchboard.topics import dlq_topic
+
+    settings = load_settings()
+    selection = _selection(job, channel, tenant, since)
+    if selection.empty and not replay_all:
+        raise fail(
+            "choose dead letters with --job, --channel, --tenant or --since, or --all"
+        )
+    topic = topic or dlq_topic(channel_type)
+    letters = [d for d in _dead_letters(settings, topic) if selection.matches(d)]
+    producer = make_producer(settings)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        replayer = Replayer(conn, producer, default_codec())
+        results = replayer.run(letters, again=again, dry_run=dry_run)
+    if as_json:
+        _print_json(replay_json(results))
+    else:
+        console.print(replay_table(results, dry_run))
+    if any(r.outcome is ReplayOutcome.FAILED for r in results):
+        raise typer.Exit(code=1)
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    tenant: str = typer.Option(None, help="Only this tenant id."),
+    channel: str = typer.Option(None, help="Only this channel id."),
+    reason: str = typer.Option(None, help="Only jobs whose last reason is this."),
+    since: str = typer.Option(None, help="Died at or after (ISO time)."),
+    retry_all: bool = typer.Option(False, "--all", help="Every dead job."),
+    limit: int = typer.Option(1000, min=1, help="At most this many jobs."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show, change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
+) -> None:
+    """Re-queue dead jobs, through the same path as the API's retry."""
+    import uuid
+
+    import psycopg
+
+    from services.ops.groups import parse_time
+    from services.ops.jobs import DeadJobFilter, dead_jobs, retry_jobs
+    from services.ops.render import retry_json, retry_table
+    from switchboard.codec import default_codec
+    from switchboard.kafka import make_producer
+
+    settings = load_settings()
+    try:
+        selection = DeadJobFilter(
+            tenant_id=uuid.UUID(tenant) if tenant else None,
+            channel_id=uuid.UUID(channel) if channel else None,
+            reason=reason,
+            since=_ops_call(lambda: parse_time(since)) if since else None,
+            limit=limit,
+        )
+    except ValueError as error:
+        raise fail(f"not an id: {error}") from None
+    if selection.empty and not retry_all:
+        raise fail(
+            "choose jobs with --tenant, --channel, --reason or --since, or --all"
+        )
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        jobs = dead_jobs(conn, selection)
+    results = retry_jobs(make_producer(settings), default_codec(), jobs, dry_run)
+    if as_json:
+        _print_json(retry_json(results))
+    else:
+        console.print(retry_table(results, dry_run))
+    if any(r.kafka_refused for r in results):
+        raise typer.Exit(code=1)
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(
+    tenant: str = typer.Option(None, help="Only this tenant's channels."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count, change nothing."),
+) -> None:
+    """Re-encrypt stored channel secrets under SWITCHBOARD_SECRET_KEY, row by row."""
+    import uuid
+
+    import psycopg
+
+    from services.ops.render import rotation_line
+    from services.ops.rotate_secrets import SecretRotator
+    from switchboard.codec import default_codec
+
+    settings = load_settings()
+    try:
+        tenant_id = uuid.UUID(tenant) if tenant else None
+    except ValueError:
+        raise fail(f"--tenant {tenant!r} is not an id") from None
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        rotator = _ops_call(lambda: SecretRotator(settings, conn, default_codec()))
+        report = rotator.run(tenant_id, dry_run)
+    console.print(rotation_line(report), highlight=False)
+    if report.unreadable:
         raise typer.Exit(code=1)
 
 

@@ -1,0 +1,1 @@
+"""Operator tools: consumer groups, dead letters, dead jobs and secret rotation."""

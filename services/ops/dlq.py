@@ -1,0 +1,383 @@
+"""Dead-letter topics for operators: read them, and replay what they hold.
+
+A dead letter on ``notify.delivery.<type>.dlq`` is the DeliveryCommand of a
+job's failed attempt, with the reason in headers. Replaying one queues the next
+attempt of the same job on the main topic, through the same path as the API's
+retry (a ``queued`` job event, then the command, both acknowledged).
+
+Each replay is remembered in ``dlq_replays`` by the dead letter's topic,
+partition and offset. The row is claimed in the same PostgreSQL transaction that
+waits for Kafka's acknowledgement, so two operators replaying at once cannot
+both replay one dead letter, and a failed produce leaves no row behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from confluent_kafka import KafkaError, Message, Producer, TopicPartition
+from psycopg.rows import dict_row
+
+from services.api.errors import ApiError
+from services.api.publish import queue_command
+from services.deliverer.pipeline import (
+    HEADER_ATTEMPT,
+    HEADER_ERROR,
+    HEADER_FINAL,
+    HEADER_REASON,
+)
+from services.ops.errors import OpsError
+from switchboard.codec import Codec, CodecError
+from switchboard.domain import JobState
+from switchboard.kafka import make_consumer
+from switchboard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 10.0
+CONSUME_BATCH = 500
+UNDECODABLE = "undecodable"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message of a dead-letter topic, with its command when it decodes."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime | None
+    command: dict[str, Any] | None
+    headers: dict[str, str]
+    decode_error: str | None = None
+
+    @property
+    def job_id(self) -> str | None:
+        """The job's id, if the command decoded."""
+        return str(self.command["job_id"]) if self.command else None
+
+    @property
+    def tenant_id(self) -> str | None:
+        """The job's tenant, if the command decoded."""
+        return str(self.command["tenant_id"]) if self.command else None
+
+    @property
+    def channel_id(self) -> str | None:
+        """The job's channel, if the command decoded."""
+        return str(self.command["channel_id"]) if self.command else None
+
+    @property
+    def attempt(self) -> int | None:
+        """The attempt that failed for good."""
+        if self.command is not None:
+            return int(self.command["attempt"])
+        text = self.headers.get(HEADER_ATTEMPT)
+        return int(text) if text and text.isdigit() else None
+
+    @property
+    def reason(self) -> str:
+        """Why it was dead-lettered (the deliverer's reason header)."""
+        return self.headers.get(HEADER_REASON) or (
+            UNDECODABLE if self.command is None else "unknown"
+        )
+
+    @property
+    def final(self) -> str:
+        """``permanent`` or ``max_attempts``."""
+        return self.headers.get(HEADER_FINAL, "")
+
+    @property
+    def error(self) -> str:
+        """The redacted error text of the last attempt."""
+        return self.headers.get(HEADER_ERROR) or self.decode_error or ""
+
+
+def _headers(message: Message) -> dict[str, str]:
+    pairs = message.headers() or []
+    return {
+        key: value.decode("utf-8", errors="replace")
+        for key, value in pairs
+        if value is not None
+    }
+
+
+def _to_dead_letter(message: Message, codec: Codec) -> DeadLetter:
+    kind, millis = message.timestamp()
+    timestamp = (
+        datetime.fromtimestamp(millis / 1000, UTC) if kind and millis > 0 else None
+    )
+    command, error = None, None
+    try:
+        command = codec.decode("DeliveryCommand", message.value() or b"")
+    except CodecError as decode_failure:
+        error = str(decode_failure)
+    return DeadLetter(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        timestamp=timestamp,
+        command=command,
+        headers=_headers(message),
+        decode_error=error,
+    )
+
+
+def read_dead_letters(settings: Settings, topic: str, codec: Codec) -> list[DeadLetter]:
+    """Every message now on ``topic``, read up to the end it had when we started."""
+    consumer = make_consumer(
+        settings,
+        f"switchboard.ops.reader.{uuid.uuid4().hex[:8]}",
+        **{"enable.partition.eof": True},
+    )
+    try:
+        remaining = _assign_all(consumer, topic)
+        letters: list[DeadLetter] = []
+        while remaining:
+            batch = consumer.consume(CONSUME_BATCH, timeout=READ_TIMEOUT_S)
+            if not batch:
+                raise OpsError(f"reading {topic} stalled; is Kafka reachable?")
+            for message in batch:
+                _take(message, remaining, letters, codec)
+        return letters
+    finally:
+        consumer.close()
+
+
+def _assign_all(consumer: Any, topic: str) -> dict[int, int]:
+    metadata = consumer.list_topics(topic, timeout=READ_TIMEOUT_S).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        raise OpsError(f"topic {topic} does not exist")
+    remaining: dict[int, int] = {}
+    assignment = []
+    for partition in sorted(metadata.partitions):
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=READ_TIMEOUT_S
+        )
+        if high > low:
+            remaining[partition] = high
+            assignment.append(TopicPartition(topic, partition, low))
+    consumer.assign(assignment)
+    return remaining
+
+
+def _take(
+    message: Message,
+    remaining: dict[int, int],
+    letters: list[DeadLetter],
+    codec: Codec,
+) -> None:
+    error = message.error()
+    partition = message.partition()
+    if error is not None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            remaining.pop(partition, None)
+            return
+        raise OpsError(f"reading {message.topic()} failed: {error.str()}")
+    if partition not in remaining:
+        return
+    letters.append(_to_dead_letter(message, codec))
+    if message.offset() + 1 >= remaining[partition]:
+        remaining.pop(partition)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which dead letters an operation applies to; empty fields match anything."""
+
+    job_id: str | None = None
+    channel_id: str | None = None
+    tenant_id: str | None = None
+    since: datetime | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing narrows the selection."""
+        return not (self.job_id or self.channel_id or self.tenant_id or self.since)
+
+    def matches(self, letter: DeadLetter) -> bool:
+        """Whether ``letter`` is selected."""
+        if self.job_id and letter.job_id != self.job_id:
+            return False
+        if self.channel_id and letter.channel_id != self.channel_id:
+            return False
+        if self.tenant_id and letter.tenant_id != self.tenant_id:
+            return False
+        if self.since and (letter.timestamp is None or letter.timestamp < self.since):
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A remembered replay of one dead letter."""
+
+    attempt: int
+    count: int
+    replayed_at: datetime
+
+
+def replays(conn: psycopg.Connection, topic: str) -> dict[tuple[int, int], Replay]:
+    """Every remembered replay of ``topic``'s dead letters, by (partition, offset)."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(
+            "SELECT kafka_partition, kafka_offset, attempt, replay_count, replayed_at"
+            " FROM dlq_replays WHERE topic = %s",
+            (topic,),
+        ).fetchall()
+    return {
+        (r["kafka_partition"], r["kafka_offset"]): Replay(
+            r["attempt"], r["replay_count"], r["replayed_at"]
+        )
+        for r in rows
+    }
+
+
+def newest_first(letters: list[DeadLetter]) -> list[DeadLetter]:
+    """Dead letters ordered newest first (by broker time, then position)."""
+    epoch = datetime.fromtimestamp(0, UTC)
+    return sorted(
+        letters,
+        key=lambda d: (d.timestamp or epoch, d.partition, d.offset),
+        reverse=True,
+    )
+
+
+def page(letters: list[DeadLetter], limit: int, number: int) -> list[DeadLetter]:
+    """Page ``number`` (from 1) of ``limit`` dead letters."""
+    start = (number - 1) * limit
+    return letters[start : start + limit]
+
+
+class ReplayOutcome(StrEnum):
+    """What a replay did, or would do, with one dead letter."""
+
+    REPLAYED = "replayed"
+    WOULD_REPLAY = "would replay"
+    ALREADY_REPLAYED = "already replayed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One dead letter's replay outcome, the attempt it queued and why."""
+
+    letter: DeadLetter
+    outcome: ReplayOutcome
+    attempt: int | None = None
+    detail: str = ""
+
+
+class Replayer:
+    """Replays dead letters as the next attempts of their jobs."""
+
+    def __init__(
+        self, conn: psycopg.Connection, producer: Producer, codec: Codec
+    ) -> None:
+        """Use ``conn`` (autocommit) for the replay records and job rows."""
+        self._conn = conn
+        self._producer = producer
+        self._codec = codec
+
+    def run(
+        self, letters: list[DeadLetter], again: bool = False, dry_run: bool = False
+    ) -> list[ReplayResult]:
+        """Replay ``letters`` oldest first; stops at the first one Kafka refuses."""
+        jobs = self._job_rows([d.job_id for d in letters if d.job_id])
+        done = replays(self._conn, letters[0].topic) if letters else {}
+        results = []
+        for letter in sorted(letters, key=lambda d: (d.partition, d.offset)):
+            results.append(self._one(letter, jobs, done, again, dry_run))
+            if results[-1].outcome is ReplayOutcome.FAILED:
+                break
+        return results
+
+    def _one(
+        self,
+        letter: DeadLetter,
+        jobs: dict[str, dict[str, Any]],
+        done: dict[tuple[int, int], Replay],
+        again: bool,
+        dry_run: bool,
+    ) -> ReplayResult:
+        if letter.command is None:
+            return ReplayResult(letter, ReplayOutcome.SKIPPED, detail="does not decode")
+        row = jobs.get(str(letter.job_id))
+        if row is not None and row["state"] != JobState.DEAD:
+            detail = f"job is {row['state']}"
+            return ReplayResult(letter, ReplayOutcome.SKIPPED, detail=detail)
+        command = next_command(letter.command, row)
+        previous = done.get((letter.partition, letter.offset))
+        if previous is not None and not again:
+            detail = f"at {previous.replayed_at:%Y-%m-%d %H:%M:%S}; use --again"
+            return ReplayResult(letter, ReplayOutcome.ALREADY_REPLAYED, detail=detail)
+        if dry_run:
+            return ReplayResult(letter, ReplayOutcome.WOULD_REPLAY, command["attempt"])
+        return self._replay(letter, command, again)
+
+    def _replay(
+        self, letter: DeadLetter, command: dict[str, Any], again: bool
+    ) -> ReplayResult:
+        # The claim and the acknowledged produce share one transaction: a
+        # produce that fails rolls the claim back.
+        try:
+            with self._conn.transaction():
+                if not self._claim(letter, command["attempt"], again):
+                    return ReplayResult(letter, ReplayOutcome.ALREADY_REPLAYED)
+                queue_command(self._producer, self._codec, command)
+        except ApiError as error:
+            problem = "; ".join(text for _field, text in error.problems)
+            return ReplayResult(letter, ReplayOutcome.FAILED, detail=problem)
+        log.info(
+            "dead letter replayed",
+            extra={
+                "topic": letter.topic,
+                "partition": letter.partition,
+                "offset": letter.offset,
+                "job_id": letter.job_id,
+                "attempt": command["attempt"],
+            },
+        )
+        return ReplayResult(letter, ReplayOutcome.REPLAYED, command["attempt"])
+
+    def _claim(self, letter: DeadLetter, attempt: int, again: bool) -> bool:
+        on_conflict = (
+            "DO UPDATE SET replay_count = dlq_replays.replay_count + 1,"
+            " attempt = EXCLUDED.attempt, replayed_at = now()"
+            if again
+            else "DO NOTHING"
+        )
+        claimed = self._conn.execute(
+            "INSERT INTO dlq_replays"
+            " (topic, kafka_partition, kafka_offset, job_id, attempt)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            f" ON CONFLICT (topic, kafka_partition, kafka_offset) {on_conflict}"
+            " RETURNING replay_count",
+            (letter.topic, letter.partition, letter.offset, letter.job_id, attempt),
+        ).fetchone()
+        return claimed is not None
+
+    def _job_rows(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not job_ids:
+            return {}
+        with self._conn.cursor(row_factory=dict_row) as cursor:
+            rows = cursor.execute(
+                "SELECT job_id, state, attempts, state_attempt FROM notification_jobs"
+                " WHERE job_id = ANY(%s::uuid[])",
+                (job_ids,),
+            ).fetchall()
+        return {str(row["job_id"]): row for row in rows}
+
+
+def next_command(command: dict[str, Any], row: dict[str, Any] | None) -> dict[str, Any]:
+    """The command of the job's next attempt: after the dead one and any retry since."""
+    attempts = [int(command["attempt"])]
+    if row is not None:
+        attempts += [row["attempts"], row["state_attempt"]]
+    return {**command, "attempt": max(attempts) + 1, "not_before": None}

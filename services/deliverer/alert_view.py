@@ -9,6 +9,7 @@ them into the vendor's limits with :func:`fit`.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -140,3 +141,8 @@ def utf16_units(text: str) -> int:
 def utf8_bytes(text: str) -> int:
     """Length of the UTF-8 encoding."""
     return len(text.encode("utf-8"))
+
+
+def json_string_bytes(text: str) -> int:
+    """Bytes ``text`` takes inside a compact UTF-8 JSON string, escapes included."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2

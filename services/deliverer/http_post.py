@@ -26,6 +26,7 @@ bodies are read by the channel that knows them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -68,8 +69,13 @@ class JsonPoster:
         timeout_s: float,
         classify: Classifier,
         headers: Mapping[str, str] | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> Outcome:
-        """POST ``body`` (JSON bytes) to ``url`` and classify what came back."""
+        """POST ``body`` (JSON bytes) to ``url`` and classify what came back.
+
+        The error text of the outcome never contains ``url`` (nor its path or
+        query) or any of ``secrets`` (e.g. a routing key inside the body).
+        """
         refused = await self._check_target(url)
         if refused is not None:
             return refused
@@ -81,8 +87,8 @@ class JsonPoster:
                 timeout=httpx.Timeout(timeout_s),
             )
         except httpx.HTTPError as error:
-            return transport_outcome(error, url)
-        return classify(response)
+            return _scrubbed(transport_outcome(error, url), url, secrets)
+        return _scrubbed(classify(response), url, secrets)
 
     async def _check_target(self, url: str) -> Outcome | None:
         if self._allow_private:
@@ -142,6 +148,16 @@ def transport_outcome(error: httpx.HTTPError, url: str) -> Outcome:
         return Outcome.retryable(Reason.CONNECTION_ERROR, text)
     # Anything else from httpx (a decoding error, a closed client) is ours to fix.
     return Outcome.retryable(Reason.INTERNAL_ERROR, text)
+
+
+def _scrubbed(outcome: Outcome, url: str, secrets: tuple[str, ...]) -> Outcome:
+    # Some vendors quote the request path (a token) or body in their errors.
+    if not outcome.error:
+        return outcome
+    error = scrub(outcome.error, url)
+    for secret in secrets:
+        error = error.replace(secret, "<redacted>")
+    return dataclasses.replace(outcome, error=error)
 
 
 def scrub(text: str, url: str) -> str:

@@ -123,7 +123,10 @@ class VendorReceiver:
         self._server = ThreadingHTTPServer(self._address, _handler_for(self))
         self._server.daemon_threads = True
         self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval so stop() returns at once.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
         return self
 

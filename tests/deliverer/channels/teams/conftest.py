@@ -1,0 +1,68 @@
+"""Fixtures for the Teams channel: a local Workflows webhook and the sender.
+
+The receiver validates every card against Microsoft's published Adaptive Card
+1.4 schema, and the ``teams`` fixture validates every card it accepted once
+more after the test, so no card a test produced escapes the schema.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import jsonschema
+import pytest
+import pytest_asyncio
+from vendor_channels import LOOPBACK_SETTINGS, make_command, resolved
+
+from services.deliverer.channels.base import ResolvedChannel
+from services.deliverer.channels.teams.config import Config, Secrets
+from services.deliverer.channels.teams.sender import Sender
+from services.receivers.teams import TeamsReceiver
+from switchboard.settings import PROJECT_ROOT
+
+CARD_SCHEMA_PATH = PROJECT_ROOT.parent / "shared/vendor/adaptive-card-1.4.schema.json"
+
+
+@pytest.fixture(scope="session")
+def card_validator() -> jsonschema.Draft6Validator:
+    """Microsoft's Adaptive Card 1.4 schema (draft-06), with format checks."""
+    schema = json.loads(CARD_SCHEMA_PATH.read_text())
+    return jsonschema.Draft6Validator(
+        schema, format_checker=jsonschema.Draft6Validator.FORMAT_CHECKER
+    )
+
+
+@pytest.fixture
+def teams(card_validator: jsonschema.Draft6Validator) -> Iterator[TeamsReceiver]:
+    """A Workflows webhook on loopback; its accepted cards are validated after."""
+    with TeamsReceiver(card_validator=card_validator) as receiver:
+        yield receiver
+    for card in receiver.cards:
+        card_validator.validate(card)
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def sender() -> AsyncIterator[Sender]:
+    """The Teams sender, allowed to reach loopback, closed after the test."""
+    sender = Sender(LOOPBACK_SETTINGS)
+    yield sender
+    await sender.close()
+
+
+@pytest.fixture
+def job(
+    teams: TeamsReceiver,
+) -> Callable[..., tuple[dict[str, Any], ResolvedChannel]]:
+    """Build (command, channel) for an alert; keyword args override alert fields."""
+
+    def build(
+        template: str | None = None, url: str | None = None, **alert: Any
+    ) -> tuple[dict[str, Any], ResolvedChannel]:
+        command = make_command("teams", **alert)
+        config = Config(template=template, timeout_s=2)
+        secrets = Secrets(webhook_url=url or teams.webhook_url)
+        return command, resolved(command, config, secrets)
+
+    return build

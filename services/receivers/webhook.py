@@ -167,6 +167,8 @@ class WebhookReceiver:
         if scope["type"] != "http":
             return
         body = await _read_body(receive)
+        if body is None:
+            return
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1")
             for k, v in scope["headers"]
@@ -216,11 +218,14 @@ class WebhookReceiver:
             return plan.replies.popleft() if plan.replies else plan.then
 
 
-async def _read_body(receive: Callable) -> bytes:
+async def _read_body(receive: Callable) -> bytes | None:
+    """The request body, or None if the client went away before sending it all."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
         chunk = message.get("body", b"")
         size += len(chunk)
         if size <= MAX_BODY_BYTES:
@@ -234,6 +239,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--secret", help="whsec_… secret to verify signatures with")
+    parser.add_argument(
+        "--quiet", action="store_true", help="print nothing per request"
+    )
     args = parser.parse_args()
 
     def show(received: Received) -> None:
@@ -249,7 +257,10 @@ def main() -> None:
             flush=True,
         )
 
-    receiver = WebhookReceiver(args.secret, port=args.port, on_request=show).start()
+    receiver = WebhookReceiver(
+        args.secret, port=args.port, on_request=None if args.quiet else show
+    )
+    receiver.start()
     print(f"listening on {receiver.base_url}", flush=True)
     try:
         threading.Event().wait()

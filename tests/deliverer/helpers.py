@@ -18,7 +18,7 @@ from services.deliverer.channels.webhook.config import Config, Secrets
 from services.deliverer.ladder import Tier
 from services.deliverer.service import Deliverer
 from services.deliverer.topology import TypeTopics
-from switchboard.codec import Codec
+from switchboard.codec import Codec, CodecError
 from switchboard.config_cache import ChannelRecord, channel_key, encode_channel_event
 from switchboard.jobs import new_command
 from switchboard.kafka import make_producer
@@ -125,8 +125,8 @@ def produce_commands(
 class TopicReader:
     """Reads a topic from its beginning, keeping every message seen."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
-        """Assign every partition of ``topic`` from offset 0."""
+    def __init__(self, settings: Settings, topic: str, from_end: bool = False) -> None:
+        """Assign every partition of ``topic`` from offset 0 (or from its end)."""
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
@@ -136,10 +136,12 @@ class TopicReader:
             }
         )
         metadata = self._consumer.list_topics(topic, timeout=30)
-        partitions = metadata.topics[topic].partitions
-        self._consumer.assign(
-            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-        )
+        starts = {p: OFFSET_BEGINNING for p in metadata.topics[topic].partitions}
+        if from_end:
+            for p in starts:
+                tp = TopicPartition(topic, p)
+                starts[p] = self._consumer.get_watermark_offsets(tp, timeout=30)[1]
+        self._consumer.assign([TopicPartition(topic, p, o) for p, o in starts.items()])
         self.messages: list[Any] = []
 
     def wait_until(
@@ -149,7 +151,9 @@ class TopicReader:
         deadline = time.monotonic() + timeout_s
         while not done(self.messages):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met after {len(self.messages)} messages")
+                raise TimeoutError(
+                    f"condition not met after {len(self.messages)} messages"
+                )
             for message in self._consumer.consume(500, timeout=0.2):
                 if message.error() is None:
                     self.messages.append(message)
@@ -163,9 +167,11 @@ class TopicReader:
 class JobEvents:
     """The job events of a jobs topic, decoded, filtered to some jobs."""
 
-    def __init__(self, settings: Settings, codec: Codec, topic: str) -> None:
-        """Read ``topic`` from the beginning."""
-        self._reader = TopicReader(settings, topic)
+    def __init__(
+        self, settings: Settings, codec: Codec, topic: str, from_end: bool = False
+    ) -> None:
+        """Read ``topic`` from the beginning (or from its current end)."""
+        self._reader = TopicReader(settings, topic, from_end)
         self._codec = codec
 
     def wait(
@@ -182,7 +188,15 @@ class JobEvents:
         return [event for event in events if event["job_id"] in job_ids]
 
     def _decode(self, messages: list[Any]) -> list[dict]:
-        return [self._codec.decode("JobEvent", m.value()) for m in messages]
+        # A shared jobs topic may carry other engineers' experiments; skip what
+        # is not a JobEvent.
+        events = []
+        for message in messages:
+            try:
+                events.append(self._codec.decode("JobEvent", message.value() or b""))
+            except CodecError:
+                continue
+        return events
 
     def close(self) -> None:
         """Close the reader."""

@@ -1,0 +1,24 @@
+"""Fixtures of the operator tools' tests: a database connection with dict rows."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+# tests/ is not a package root on sys.path under pytest; the operator tests share
+# helpers as ``tests.ops.helpers``.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+@pytest.fixture
+def dict_conn(settings) -> Iterator[psycopg.Connection]:
+    """An autocommit connection whose rows are dicts."""
+    with psycopg.connect(
+        settings.database_url, autocommit=True, row_factory=dict_row
+    ) as connection:
+        yield connection

@@ -14,6 +14,7 @@ from services.api.deps import ApiState
 from services.api.errors import install_error_handlers
 from services.api.relay import OutboxRelay
 from services.api.routes import channels, health, jobs, rules
+from services.api.ui import install_ui
 from switchboard.codec import default_codec
 from switchboard.db import make_pool
 from switchboard.kafka import make_producer
@@ -74,6 +75,7 @@ def create_app(settings: Settings, run_relay: bool = False) -> FastAPI:
     app.middleware("http")(_measure)
     for module in (health, channels, rules, jobs):
         app.include_router(module.router)
+    install_ui(app, settings)
     return app
 
 

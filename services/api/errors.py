@@ -112,11 +112,12 @@ async def _validation_handler(request: Request, error: Exception) -> JSONRespons
     problems = []
     for item in error.errors():
         message = item.get("msg", "invalid value")
-        if item.get("type") == "json_invalid":
-            message = (
-                f"the body is not valid JSON: {item.get('ctx', {}).get('error', '')}"
-            )
         loc = tuple(item.get("loc", ()))
+        if item.get("type") == "json_invalid":
+            # The location is the character offset of the syntax error.
+            error_text = item.get("ctx", {}).get("error", "")
+            message = f"the body is not valid JSON: {error_text} (at {loc[-1]})"
+            loc = (_BODY,)
         if item.get("type") in ("union_tag_invalid", "union_tag_not_found"):
             # The union reports the body itself; the client got the tag wrong.
             loc += (str(item.get("ctx", {}).get("discriminator", "")).strip("'"),)
@@ -131,7 +132,7 @@ async def _api_error_handler(request: Request, error: Exception) -> JSONResponse
 
 async def _http_handler(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    field = "path" if error.status_code in (404, 405) else "request"
+    field = {400: _BODY, 404: "path", 405: "method"}.get(error.status_code, "request")
     problem = str(error.detail) if error.detail else "request refused"
     return JSONResponse(
         _body([(field, problem)]), error.status_code, headers=error.headers
@@ -154,6 +155,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body cannot be parsed at all."},
     401: {"model": ErrorBody, "description": "Missing, unknown or revoked API key."},
     404: {"model": ErrorBody, "description": "No such object for this tenant."},
     422: {"model": ErrorBody, "description": "The request is invalid; see `detail`."},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -23,18 +24,14 @@ DELIVERED, RETRYABLE, PERMANENT = (
     OutcomeKind.PERMANENT,
 )
 
-# The retry decision for each status a vendor may answer, the same for all.
-STATUS_DECISIONS = [
-    (200, DELIVERED),
-    (202, DELIVERED),
-    (400, PERMANENT),
-    (403, PERMANENT),
-    (404, PERMANENT),
-    (413, PERMANENT),
-    (429, RETRYABLE),
-    (500, RETRYABLE),
-    (503, RETRYABLE),
-]
+
+def success_body(status: int, body: str) -> str | None:
+    """``body`` for a programmed 2xx answer (none for 204 and 304), else the
+    receiver's own error body for ``status``."""
+    if status in (204, 304):
+        return ""
+    return body if status < 300 else None
+
 
 EMOJI = "🚨"  # four UTF-8 bytes, two UTF-16 code units
 ROCKET_FAMILY = "👩\u200d🚀"  # a joined emoji: woman, zero-width joiner, rocket
@@ -99,3 +96,10 @@ def assert_secret_absent(
 
 def _record_text(record: logging.LogRecord) -> str:
     return f"{record.getMessage()} {record.__dict__}"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

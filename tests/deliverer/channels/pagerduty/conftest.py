@@ -17,13 +17,17 @@ import pytest
 import pytest_asyncio
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
-from vendor_channels import LOOPBACK_SETTINGS, make_command, resolved
 
 from services.deliverer.channels.base import ResolvedChannel
 from services.deliverer.channels.pagerduty.config import Config, Secrets
 from services.deliverer.channels.pagerduty.sender import Sender
 from services.receivers.pagerduty import PagerDutyReceiver
 from switchboard.settings import PROJECT_ROOT
+from tests.deliverer.channels.vendor_channels import (
+    LOOPBACK_SETTINGS,
+    make_command,
+    resolved,
+)
 
 OPENAPI_PATH = PROJECT_ROOT.parent / "shared/vendor/pagerduty-events-v2.json"
 OPENAPI_URI = "urn:pagerduty:events-v2:openapi"

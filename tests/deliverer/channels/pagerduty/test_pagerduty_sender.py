@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import replace
 
 import pytest
-from vendor_channels import (
-    DELIVERED,
-    EMOJI,
-    PERMANENT,
-    RETRYABLE,
-    ROCKET_FAMILY,
-    STATUS_DECISIONS,
-    assert_outcome,
-    assert_secret_absent,
-)
 
 from services.deliverer.channels.pagerduty.event import (
     MAX_EVENT_BYTES,
@@ -25,6 +14,23 @@ from services.deliverer.channels.pagerduty.event import (
 )
 from services.deliverer.outcome import Reason
 from services.deliverer.text import TRUNCATION_MARKER
+from tests.deliverer.channels.vendor_channels import (
+    DELIVERED,
+    EMOJI,
+    PERMANENT,
+    RETRYABLE,
+    ROCKET_FAMILY,
+    assert_outcome,
+    assert_secret_absent,
+    closed_port,
+    success_body,
+)
+from tests.deliverer.status_table import HTTP_STATUS_DECISIONS
+
+SUCCESS = '{"status": "success", "message": "Event processed"}'
+
+# PagerDuty answers 400 only for an event it refuses.
+REASON_OVERRIDES = {400: Reason.PAYLOAD_REJECTED}
 
 
 def _body_size(pagerduty) -> int:
@@ -218,17 +224,22 @@ async def test_failing_template_is_a_permanent_template_error(
     assert pagerduty.exchanges == []
 
 
-@pytest.mark.parametrize(("status", "kind"), STATUS_DECISIONS)
-async def test_retry_decision_for_each_status(sender, job, pagerduty, status, kind):
-    body = (
-        '{"status": "success", "message": "Event processed"}' if status < 300 else None
+@pytest.mark.parametrize(("status", "kind", "reason"), HTTP_STATUS_DECISIONS)
+async def test_retry_decision_for_each_status(
+    sender, job, pagerduty, status, kind, reason
+):
+    pagerduty.fail_next(
+        status,
+        body=success_body(
+            status, '{"status": "success", "message": "Event processed"}'
+        ),
     )
-    pagerduty.fail_next(status, body=body)
     command, channel = job()
 
     outcome = await sender.send(command, channel)
 
     assert_outcome(outcome, kind, status)
+    assert outcome.reason is REASON_OVERRIDES.get(status, reason)
 
 
 async def test_429_is_retryable_not_before_retry_after(sender, job, pagerduty):
@@ -269,12 +280,6 @@ async def test_routing_key_echoed_by_the_target_is_redacted(sender, job, pagerdu
     assert outcome.error == "HTTP 400: bad: key <redacted> refused"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("misbehaviour", "reason"),
     [
@@ -295,7 +300,7 @@ async def test_transport_failures_are_retryable(
         config = config.model_copy(update={"timeout_s": 0.2})
     elif misbehaviour == "refuse":
         url = pagerduty.events_url.replace(
-            pagerduty.base_url, f"http://127.0.0.1:{_closed_port()}"
+            pagerduty.base_url, f"http://127.0.0.1:{closed_port()}"
         )
         config = config.model_copy(update={"events_url": url})
     else:

@@ -7,12 +7,16 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from vendor_channels import LOOPBACK_SETTINGS, make_command, resolved
 
 from services.deliverer.channels.base import ResolvedChannel
 from services.deliverer.channels.slack.config import Config, Secrets
 from services.deliverer.channels.slack.sender import Sender
 from services.receivers.slack import SlackReceiver
+from tests.deliverer.channels.vendor_channels import (
+    LOOPBACK_SETTINGS,
+    make_command,
+    resolved,
+)
 
 
 @pytest.fixture

@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
-from vendor_channels import (
-    DELIVERED,
-    EMOJI,
-    PERMANENT,
-    RETRYABLE,
-    ROCKET_FAMILY,
-    STATUS_DECISIONS,
-    assert_outcome,
-    assert_secret_absent,
-)
 
 from services.deliverer.channels.slack.message import MAX_TEXT_BLOCK_CHARS, escape
 from services.deliverer.channels.slack.sender import Sender
@@ -23,6 +12,21 @@ from services.deliverer.outcome import Reason
 from services.deliverer.text import TRUNCATION_MARKER
 from services.receivers.slack import displayed, utf16_units
 from switchboard.settings import Settings
+from tests.deliverer.channels.vendor_channels import (
+    DELIVERED,
+    EMOJI,
+    PERMANENT,
+    RETRYABLE,
+    ROCKET_FAMILY,
+    assert_outcome,
+    assert_secret_absent,
+    closed_port,
+    success_body,
+)
+from tests.deliverer.status_table import HTTP_STATUS_DECISIONS
+
+# Slack's 400 answers name the payload problem (``invalid_payload`` by default).
+REASON_OVERRIDES = {400: Reason.PAYLOAD_REJECTED}
 
 
 def _sections(message: dict) -> list[str]:
@@ -159,15 +163,15 @@ async def test_failing_template_is_a_permanent_template_error(
     assert slack.exchanges == []
 
 
-@pytest.mark.parametrize(("status", "kind"), STATUS_DECISIONS)
-async def test_retry_decision_for_each_status(sender, job, slack, status, kind):
-    body = "ok" if status < 300 else None
-    slack.fail_next(status, body=body)
+@pytest.mark.parametrize(("status", "kind", "reason"), HTTP_STATUS_DECISIONS)
+async def test_retry_decision_for_each_status(sender, job, slack, status, kind, reason):
+    slack.fail_next(status, body=success_body(status, "ok"))
     command, channel = job()
 
     outcome = await sender.send(command, channel)
 
     assert_outcome(outcome, kind, status)
+    assert outcome.reason is REASON_OVERRIDES.get(status, reason)
 
 
 async def test_429_is_retryable_not_before_retry_after(sender, job, slack):
@@ -207,12 +211,6 @@ async def test_wrong_token_is_permanent_and_does_not_echo_the_url(
     assert_secret_absent(wrong_url, [outcome], caplog)
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("misbehaviour", "reason"),
     [
@@ -232,7 +230,7 @@ async def test_transport_failures_are_retryable_without_the_url(
         slack.delay_next(1.5)
         channel = _with_timeout(channel, 0.2)
     elif misbehaviour == "refuse":
-        url = url.replace(slack.base_url, f"http://127.0.0.1:{_closed_port()}")
+        url = url.replace(slack.base_url, f"http://127.0.0.1:{closed_port()}")
         command, channel = job(url=url)
     else:
         getattr(slack, f"{misbehaviour}_next")()

@@ -14,13 +14,17 @@ from typing import Any
 import jsonschema
 import pytest
 import pytest_asyncio
-from vendor_channels import LOOPBACK_SETTINGS, make_command, resolved
 
 from services.deliverer.channels.base import ResolvedChannel
 from services.deliverer.channels.teams.config import Config, Secrets
 from services.deliverer.channels.teams.sender import Sender
 from services.receivers.teams import TeamsReceiver
 from switchboard.settings import PROJECT_ROOT
+from tests.deliverer.channels.vendor_channels import (
+    LOOPBACK_SETTINGS,
+    make_command,
+    resolved,
+)
 
 CARD_SCHEMA_PATH = PROJECT_ROOT.parent / "shared/vendor/adaptive-card-1.4.schema.json"
 

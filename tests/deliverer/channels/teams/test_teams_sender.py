@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import replace
 
 import pytest
-from vendor_channels import (
-    DELIVERED,
-    EMOJI,
-    PERMANENT,
-    RETRYABLE,
-    ROCKET_FAMILY,
-    STATUS_DECISIONS,
-    assert_outcome,
-    assert_secret_absent,
-)
 
 from services.deliverer.alert_view import alert_view
 from services.deliverer.channels.teams.card import (
@@ -27,6 +16,21 @@ from services.deliverer.channels.teams.card import (
 from services.deliverer.http_post import json_bytes
 from services.deliverer.outcome import Reason
 from services.deliverer.text import TRUNCATION_MARKER
+from tests.deliverer.channels.vendor_channels import (
+    DELIVERED,
+    EMOJI,
+    PERMANENT,
+    RETRYABLE,
+    ROCKET_FAMILY,
+    assert_outcome,
+    assert_secret_absent,
+    closed_port,
+    success_body,
+)
+from tests.deliverer.status_table import HTTP_STATUS_DECISIONS
+
+# Workflows answers 400 and 413 when it refuses the body itself.
+REASON_OVERRIDES = {400: Reason.PAYLOAD_REJECTED, 413: Reason.PAYLOAD_REJECTED}
 
 
 def _texts(card: dict) -> list[str]:
@@ -167,14 +171,15 @@ async def test_failing_template_is_a_permanent_template_error(
     assert teams.exchanges == []
 
 
-@pytest.mark.parametrize(("status", "kind"), STATUS_DECISIONS)
-async def test_retry_decision_for_each_status(sender, job, teams, status, kind):
-    teams.fail_next(status, body="" if status < 300 else None)
+@pytest.mark.parametrize(("status", "kind", "reason"), HTTP_STATUS_DECISIONS)
+async def test_retry_decision_for_each_status(sender, job, teams, status, kind, reason):
+    teams.fail_next(status, body=success_body(status, ""))
     command, channel = job()
 
     outcome = await sender.send(command, channel)
 
     assert_outcome(outcome, kind, status)
+    assert outcome.reason is REASON_OVERRIDES.get(status, reason)
 
 
 async def test_429_is_retryable_not_before_retry_after(sender, job, teams):
@@ -218,12 +223,6 @@ async def test_wrong_url_is_permanent_and_not_echoed(
     assert_secret_absent(url, [outcome], caplog)
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("misbehaviour", "reason"),
     [
@@ -239,7 +238,7 @@ async def test_transport_failures_are_retryable_without_the_url(
     caplog.set_level(logging.DEBUG)
     url = teams.webhook_url
     if misbehaviour == "refuse":
-        url = url.replace(teams.base_url, f"http://127.0.0.1:{_closed_port()}")
+        url = url.replace(teams.base_url, f"http://127.0.0.1:{closed_port()}")
     command, channel = job(url=url)
     if misbehaviour == "delay":
         teams.delay_next(1.5)

@@ -86,12 +86,12 @@ def alert_context(command: dict[str, Any], channel_name: str = "") -> dict[str, 
 
     Every AlertEvent field at the top level (``summary``, ``severity`` …), plus
     ``job_id``, ``attempt``, ``channel_id``, ``channel_name``, ``is_test`` and the
-    ``alert`` itself. Enum values are plain strings and ``occurred_at`` an
+    ``alert`` itself. A missing label reads as empty text (:class:`Labels`). Enum values are plain strings and ``occurred_at`` an
     ISO 8601 string, so templates need no knowledge of Avro types.
     """
     alert = command["alert"]
     context = {key: _plain(value) for key, value in alert.items()}
-    context["labels"] = dict(alert.get("labels") or {})
+    context["labels"] = Labels(alert.get("labels") or {})
     context.update(
         job_id=command["job_id"],
         attempt=command["attempt"],
@@ -102,6 +102,17 @@ def alert_context(command: dict[str, Any], channel_name: str = "") -> dict[str, 
     )
     context["alert"] = dict(context)
     return context
+
+
+class Labels(dict[str, str]):
+    """An alert's labels; a label the alert lacks reads as empty text.
+
+    Labels differ from alert to alert, so ``{{ labels.rack }}`` must not fail
+    (nor be refused at save time) just because one alert has no ``rack``.
+    """
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 def _plain(value: Any) -> Any:

@@ -150,15 +150,10 @@ async def test_failed_transaction_does_not_poison_the_next(
 async def test_template_failing_at_send_is_permanent(
     smtp_server, sender, make_command, make_channel
 ):
-    channel = make_channel(smtp_server.port)
-    # A template valid for the sample alert that fails on this one.
-    broken = channel.config.model_copy(
-        update={"subject_template": "{{ labels['missing'] }}"}
-    )
+    # Valid for the sample alert (it has details), fails on one without.
+    channel = make_channel(smtp_server.port, subject_template="{{ details.upper() }}")
 
-    outcome = await sender.send(
-        make_command(), type(channel)(**{**channel.__dict__, "config": broken})
-    )
+    outcome = await sender.send(make_command(details=None), channel)
 
     assert (outcome.kind, outcome.reason) == (PERMANENT, Reason.TEMPLATE_ERROR)
 

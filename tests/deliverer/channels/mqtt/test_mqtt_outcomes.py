@@ -93,14 +93,10 @@ def test_bad_configuration_is_refused_when_saved(fields, problem):
 async def test_template_failing_at_send_is_permanent(
     sender, make_command, make_channel
 ):
-    channel = make_channel(1883)
-    broken = channel.config.model_copy(
-        update={"topic_template": "alerts/{{ labels['absent'] }}"}
-    )
+    # Valid for the sample alert (it has details), fails on one without.
+    channel = make_channel(1883, topic_template="alerts/{{ details.upper() }}")
 
-    outcome = await sender.send(
-        make_command(), type(channel)(**{**channel.__dict__, "config": broken})
-    )
+    outcome = await sender.send(make_command(details=None), channel)
 
     assert (outcome.kind, outcome.reason) == (PERMANENT, Reason.TEMPLATE_ERROR)
 

@@ -86,8 +86,9 @@ def alert_context(command: dict[str, Any], channel_name: str = "") -> dict[str, 
 
     Every AlertEvent field at the top level (``summary``, ``severity`` …), plus
     ``job_id``, ``attempt``, ``channel_id``, ``channel_name``, ``is_test`` and the
-    ``alert`` itself. A missing label reads as empty text (:class:`Labels`). Enum values are plain strings and ``occurred_at`` an
-    ISO 8601 string, so templates need no knowledge of Avro types.
+    ``alert`` itself. Enum values are plain strings and ``occurred_at`` an
+    ISO 8601 string, so templates need no knowledge of Avro types. A label
+    the alert lacks reads as empty text (:class:`Labels`).
     """
     alert = command["alert"]
     context = {key: _plain(value) for key, value in alert.items()}

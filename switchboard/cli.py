@@ -666,6 +666,83 @@ def recorder_command() -> None:
     run_recorder(settings)
 
 
+@app.command("cutover")
+def cutover_command(
+    source_url: str = typer.Option(
+        None,
+        help="Database holding the old integrations tables "
+        "(default: SWITCHBOARD_DATABASE_URL).",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    apply: bool = typer.Option(
+        False, "--apply", help="Create the channels and rules (one transaction)."
+    ),
+    with_history: bool = typer.Option(
+        False, "--with-history", help="With --apply: copy finished jobs and attempts."
+    ),
+    drop_legacy: bool = typer.Option(
+        False,
+        "--drop-legacy",
+        help="Drop the old tables once every old row is converted or skipped.",
+    ),
+    skip: list[str] = typer.Option(  # noqa: B008 - typer's way to declare a list
+        None, "--skip", help="Old row id to leave out (repeatable, or comma-separated)."
+    ),
+) -> None:
+    """Convert the old integrations system: plan (default), apply, then drop it."""
+    import json
+
+    from services.cutover.report import result_json
+    from services.cutover.run import run_cutover
+
+    settings = load_settings()
+    ids = [part.strip() for value in skip or [] for part in value.split(",")]
+    try:
+        result = run_cutover(
+            settings,
+            source_url=source_url,
+            apply=apply,
+            with_history=with_history,
+            drop=drop_legacy,
+            skip=[value for value in ids if value],
+        )
+    except Exception as error:
+        raise fail(f"cutover failed: {error}") from None
+    if json_output:
+        report = result_json(
+            result.plan, result.applied, result.dropped, result.refused
+        )
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        _print_cutover(result, apply, with_history)
+    if result.refused:
+        raise typer.Exit(code=1)
+
+
+def _print_cutover(result, apply: bool, with_history: bool) -> None:  # noqa: ANN001
+    from services.cutover.report import plan_text
+
+    title = "Legacy cutover" if apply else "Legacy cutover plan (nothing written)"
+    print(title)
+    for line in plan_text(result.plan, with_history=with_history and apply):
+        print(line)
+    if result.applied is not None:
+        counts = result.applied
+        print(
+            "\nApplied in one transaction: nothing new" if counts.nothing else
+            f"\nApplied in one transaction: {counts.tenants} tenants, "
+            f"{counts.channels} channels, {counts.rules} rules, {counts.jobs} jobs, "
+            f"{counts.attempts} attempts"
+        )
+    if result.dropped is not None:
+        tables = ", ".join(f"{t} ({n} rows)" for t, n in result.dropped.tables.items())
+        print(f"\nDropped in one transaction: {tables}")
+    if result.refused:
+        print("\nNot dropping the old tables:")
+        for reason in result.refused:
+            print(f"  {reason}")
+
+
 def main() -> None:
     """Entry point for ``python -m switchboard.cli``."""
     app()

@@ -1,0 +1,167 @@
+"""Dropping the old tables, once nothing in them would be lost unnoticed.
+
+The drop happens only after an apply was recorded and only when every old row
+was converted (it is in ``legacy_cutover_items``) or skipped by id. Skipping an
+integration skips its routes and jobs too; skipping a job skips its attempts.
+Unfinished jobs are never converted, so they must be skipped by id. The check
+and the drop run in one transaction that first locks the four tables, so the
+old system cannot add a row between the check and the drop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from services.cutover.history import UNFINISHED_STATUSES
+from services.cutover.legacy import present_tables
+from services.cutover.plan import INTEGRATIONS, JOBS, ROUTES, read_target_state
+
+log = logging.getLogger(__name__)
+
+# How many ids a refusal lists per kind of leftover before "and N more".
+MAX_IDS_SHOWN = 20
+
+
+class DropRefused(Exception):
+    """Raised when dropping the old tables would lose rows; carries every reason."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        """Keep each reason as one line."""
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """The tables dropped, each with the number of rows it held."""
+
+    tables: dict[str, int]
+
+
+def drop_legacy(
+    source: psycopg.Connection, target: psycopg.Connection, skip: Iterable[str] = ()
+) -> Dropped:
+    """Drop the old tables in ``source``; :class:`DropRefused` says why not."""
+    state = read_target_state(target)
+    if not state.applied:
+        raise DropRefused(["no successful `switchboard cutover --apply` is recorded"])
+    converted = {(table, str(legacy_id)) for table, legacy_id in state.ledger}
+    skipped = {str(value).strip().lower() for value in skip}
+    with source.transaction():
+        present = present_tables(source)
+        if not present:
+            raise DropRefused(["the old tables do not exist (dropped already?)"])
+        source.execute(f"LOCK TABLE {', '.join(present)} IN ACCESS EXCLUSIVE MODE")
+        reasons = _leftovers(source, present, converted, skipped)
+        if reasons:
+            raise DropRefused(reasons)
+        counts = {table: _count(source, table) for table in present}
+        # present_tables lists them in dropping order; no CASCADE, so anything
+        # else that depends on them stops the drop instead of vanishing.
+        source.execute(f"DROP TABLE {', '.join(present)}")
+        _record_drop(target, counts)
+    log.info("legacy tables dropped", extra={"tables": counts})
+    return Dropped(counts)
+
+
+def _count(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _ids(conn: psycopg.Connection, query: str) -> list[tuple[str, ...]]:
+    return [
+        tuple("" if value is None else str(value).lower() for value in row)
+        for row in conn.execute(query).fetchall()
+    ]
+
+
+def _leftovers(
+    conn: psycopg.Connection,
+    present: tuple[str, ...],
+    converted: set[tuple[str, str]],
+    skipped: set[str],
+) -> list[str]:
+    """One reason per kind of old row that is neither converted nor skipped."""
+    skipped_integrations: set[str] = set()
+    integrations: list[str] = []
+    if INTEGRATIONS in present:
+        for (legacy_id,) in _ids(conn, "SELECT id FROM integrations"):
+            if legacy_id in skipped:
+                skipped_integrations.add(legacy_id)
+            elif (INTEGRATIONS, legacy_id) not in converted:
+                integrations.append(legacy_id)
+    covered = skipped | {f"integration:{i}" for i in skipped_integrations}
+
+    def left(table: str, legacy_id: str, integration_id: str) -> bool:
+        return (
+            (table, legacy_id) not in converted
+            and legacy_id not in covered
+            and f"integration:{integration_id}" not in covered
+        )
+
+    routes = []
+    if ROUTES in present:
+        rows = _ids(conn, "SELECT id, integration_id FROM integration_routes")
+        routes = [r for r, i in rows if left(ROUTES, r, i)]
+    finished, unfinished = [], []
+    if JOBS in present:
+        rows = _ids(conn, "SELECT id, integration_id, upper(status) FROM delivery_jobs")
+        for job_id, integration_id, status in rows:
+            if left(JOBS, job_id, integration_id):
+                pending = status.upper() in UNFINISHED_STATUSES
+                (unfinished if pending else finished).append(job_id)
+    return _reasons(integrations, routes, finished, unfinished)
+
+
+def _reasons(
+    integrations: list[str],
+    routes: list[str],
+    finished: list[str],
+    unfinished: list[str],
+) -> list[str]:
+    found = [
+        (
+            integrations,
+            "integrations were neither converted nor skipped",
+            "fix them and apply again, or pass --skip ID",
+        ),
+        (
+            routes,
+            "routes were neither converted nor skipped",
+            "fix them and apply again, or pass --skip ID",
+        ),
+        (
+            finished,
+            "finished jobs were not copied",
+            "apply with --with-history, or pass --skip ID",
+        ),
+        (
+            unfinished,
+            "unfinished (PENDING or PROCESSING) jobs cannot be copied",
+            "let the old system finish them and apply again, or pass --skip ID",
+        ),
+    ]
+    return [
+        f"{len(ids)} {what} ({remedy}): {_listed(ids)}"
+        for ids, what, remedy in found
+        if ids
+    ]
+
+
+def _listed(ids: list[str]) -> str:
+    shown = ", ".join(sorted(ids)[:MAX_IDS_SHOWN])
+    more = len(ids) - MAX_IDS_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _record_drop(conn: psycopg.Connection, counts: dict[str, int]) -> None:
+    conn.execute(
+        "INSERT INTO legacy_cutover_runs (action, summary) VALUES ('drop', %s)",
+        (Jsonb({"tables": counts}),),
+    )

@@ -1,11 +1,12 @@
-"""Sending e-mail over SMTP, one open connection per server reused across jobs.
+"""Sending e-mail over SMTP, with open connections per server reused across jobs.
 
-A connection is keyed by everything that shapes the session (server, port,
+Connections are pooled by everything that shapes a session (server, port,
 security, trust, credentials), so channels that share a relay share its
-connection. Before reuse the connection is checked with NOOP; a server that
-closed it meanwhile (idle timeout) gets a fresh one, which is reconnecting,
-not retrying: the message has not been offered yet. Any failure during a
-transaction discards the connection, since its state is then unknown.
+connections; at most MAX_CONNECTIONS_PER_SERVER transactions run at once per
+server. Before reuse a connection is checked with NOOP; a server that closed
+it meanwhile (idle timeout) gets a fresh one, which is reconnecting, not
+retrying: the message has not been offered yet. Any failure during a
+transaction closes the connection, since its state is then unknown.
 """
 
 from __future__ import annotations
@@ -49,10 +50,18 @@ class ServerKey:
     password_digest: str | None = field(repr=False)
 
 
+# Parallel SMTP sessions to one server; relays commonly limit a client to a
+# handful (Postfix smtpd_client_connection_count_limit defaults to 50, Exchange
+# Online to 3 per mailbox), and a few already hide a slow server's round trips.
+MAX_CONNECTIONS_PER_SERVER = 3
+
+
 @dataclass
-class _Session:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    smtp: aiosmtplib.SMTP | None = None
+class _Pool:
+    slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_CONNECTIONS_PER_SERVER)
+    )
+    idle: list[aiosmtplib.SMTP] = field(default_factory=list)
 
 
 class Sender:
@@ -61,7 +70,7 @@ class Sender:
     def __init__(self, settings: Settings) -> None:
         """Start with no connections; they open on first use."""
         self._settings = settings
-        self._sessions: dict[ServerKey, _Session] = {}
+        self._pools: dict[ServerKey, _Pool] = {}
 
     async def send(self, command: dict[str, Any], channel: ResolvedChannel) -> Outcome:
         """Send the notification of ``command`` as one SMTP transaction."""
@@ -90,54 +99,55 @@ class Sender:
         return _scrubbed(classify.delivered(refused), channel)
 
     async def close(self) -> None:
-        """Say QUIT to every open server."""
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            async with session.lock:
-                await _quit(session)
+        """Say QUIT on every idle connection."""
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            while pool.idle:
+                await _quit(pool.idle.pop())
 
     async def _transact(
         self, key: ServerKey, config: Config, password: str | None, envelope: Envelope
     ) -> dict[str, aiosmtplib.SMTPResponse]:
-        session = self._sessions.setdefault(key, _Session())
-        async with session.lock:
+        pool = self._pools.setdefault(key, _Pool())
+        async with pool.slots:
+            smtp = await _checked_out(pool, config, password)
             try:
-                smtp = await self._ready(session, config, password)
                 refused, _ = await smtp.sendmail(
                     envelope.sender, envelope.recipients, envelope.data
                 )
             except BaseException:
                 # Includes the deadline's cancellation: the session's state is
-                # unknown after any failure, so the next message starts afresh.
-                _drop(session)
+                # unknown after any failure, so it is not reused.
+                smtp.close()
                 raise
+            pool.idle.append(smtp)
         return refused
 
-    async def _ready(
-        self, session: _Session, config: Config, password: str | None
-    ) -> aiosmtplib.SMTP:
-        if session.smtp is not None and await _alive(session.smtp):
-            return session.smtp
-        _drop(session)
-        session.smtp = await _open(config, password)
-        return session.smtp
 
-
-def _drop(session: _Session) -> None:
-    """Close a session's connection without talking to the server."""
-    if session.smtp is not None:
-        session.smtp.close()
-    session.smtp = None
-
-
-async def _quit(session: _Session) -> None:
-    """End a session politely; a failed QUIT changes nothing."""
-    if session.smtp is not None and session.smtp.is_connected:
+async def _checked_out(
+    pool: _Pool, config: Config, password: str | None
+) -> aiosmtplib.SMTP:
+    """An idle connection that still works, or a new one."""
+    while pool.idle:
+        smtp = pool.idle.pop()
         try:
-            await asyncio.wait_for(session.smtp.quit(), timeout=2)
+            if await _alive(smtp):
+                return smtp
+        except BaseException:
+            smtp.close()
+            raise
+        smtp.close()
+    return await _open(config, password)
+
+
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    """End a session politely; a failed QUIT changes nothing."""
+    if smtp.is_connected:
+        try:
+            await asyncio.wait_for(smtp.quit(), timeout=2)
         except SMTP_ERRORS:
             pass
-    _drop(session)
+    smtp.close()
 
 
 async def _alive(smtp: aiosmtplib.SMTP) -> bool:

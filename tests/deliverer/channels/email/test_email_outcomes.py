@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from services.deliverer.channels.email import classify
 from services.deliverer.channels.email.config import Config
+from services.deliverer.channels.email.sender import MAX_CONNECTIONS_PER_SERVER
 from services.deliverer.outcome import OutcomeKind, Reason
 from services.receivers.smtp import free_tcp_port
 
@@ -236,3 +237,17 @@ def test_international_domains_are_stored_as_idna():
     config = Config.model_validate({**BASE, "to": ["noc@bücher.example"]})
 
     assert config.to == ["noc@xn--bcher-kva.example"]
+
+
+async def test_concurrent_sends_share_a_bounded_pool(
+    smtp_server, sender, make_command, make_channel
+):
+    channel = make_channel(smtp_server.port)
+
+    outcomes = await asyncio.gather(
+        *(sender.send(make_command(), channel) for _ in range(12))
+    )
+
+    assert all(o.kind is DELIVERED for o in outcomes)
+    assert len(smtp_server.messages) == 12
+    assert 1 <= smtp_server.handler.session_count <= MAX_CONNECTIONS_PER_SERVER

@@ -33,6 +33,21 @@ def success_body(status: int, body: str) -> str | None:
     return body if status < 300 else None
 
 
+# Templates a channel's config refuses when it is saved.
+BROKEN_TEMPLATES = [
+    "{{ no_such_name }}",
+    "{{ summary.__class__ }}",
+    "{% if %}",
+    "{{ 1 / 0 }}",
+]
+# Templates that render for the sample alert but fail for an alert without
+# labels, site and device: only the attempt can find out.
+RUNTIME_FAILING_TEMPLATES = [
+    "{{ 1 // (labels|length) }}",
+    "{{ site_id.upper() }}",
+    "{{ device_id.upper() }}",
+]
+
 EMOJI = "🚨"  # four UTF-8 bytes, two UTF-16 code units
 ROCKET_FAMILY = "👩\u200d🚀"  # a joined emoji: woman, zero-width joiner, rocket
 

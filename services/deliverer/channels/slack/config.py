@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, field_validator
 
+from services.deliverer import templates
 from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
 
 
@@ -13,6 +14,12 @@ class Config(ChannelConfigBase):
     template: str | None = Field(
         None, max_length=4000, description="Jinja2 template for the message text."
     )
+
+    @field_validator("template")
+    @classmethod
+    def _check_template(cls, value: str | None) -> str | None:
+        # Refuse a broken template when the channel is saved, not at 3 a.m.
+        return None if value is None else templates.check(value)
 
 
 class Secrets(ChannelSecretsBase):

@@ -6,7 +6,9 @@ import logging
 from dataclasses import replace
 
 import pytest
+from pydantic import ValidationError
 
+from services.deliverer.channels.pagerduty.config import Config
 from services.deliverer.channels.pagerduty.event import (
     MAX_EVENT_BYTES,
     MAX_SUMMARY_CHARS,
@@ -15,11 +17,13 @@ from services.deliverer.channels.pagerduty.event import (
 from services.deliverer.outcome import Reason
 from services.deliverer.text import TRUNCATION_MARKER
 from tests.deliverer.channels.vendor_channels import (
+    BROKEN_TEMPLATES,
     DELIVERED,
     EMOJI,
     PERMANENT,
     RETRYABLE,
     ROCKET_FAMILY,
+    RUNTIME_FAILING_TEMPLATES,
     assert_outcome,
     assert_secret_absent,
     closed_port,
@@ -211,11 +215,17 @@ async def test_template_renders_the_summary(sender, job, pagerduty):
     assert summary == "[site-1] Link down on router-7 (eu-west)"
 
 
-@pytest.mark.parametrize("template", ["{{ labels.nope.deeper }}", "{{ 'a' * 'b' }}"])
-async def test_failing_template_is_a_permanent_template_error(
+@pytest.mark.parametrize("template", BROKEN_TEMPLATES)
+def test_config_refuses_a_broken_template(template):
+    with pytest.raises(ValidationError, match="template error"):
+        Config(template=template)
+
+
+@pytest.mark.parametrize("template", RUNTIME_FAILING_TEMPLATES)
+async def test_template_failing_for_this_alert_is_a_permanent_template_error(
     sender, job, pagerduty, template
 ):
-    command, channel = job(template=template)
+    command, channel = job(template=template, labels={}, site_id=None, device_id=None)
 
     outcome = await sender.send(command, channel)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from pydantic import ValidationError
 
+from services.deliverer.channels.slack.config import Config
 from services.deliverer.channels.slack.message import MAX_TEXT_BLOCK_CHARS, escape
 from services.deliverer.channels.slack.sender import Sender
 from services.deliverer.outcome import Reason
@@ -13,11 +15,13 @@ from services.deliverer.text import TRUNCATION_MARKER
 from services.receivers.slack import displayed, utf16_units
 from switchboard.settings import Settings
 from tests.deliverer.channels.vendor_channels import (
+    BROKEN_TEMPLATES,
     DELIVERED,
     EMOJI,
     PERMANENT,
     RETRYABLE,
     ROCKET_FAMILY,
+    RUNTIME_FAILING_TEMPLATES,
     assert_outcome,
     assert_secret_absent,
     closed_port,
@@ -147,14 +151,17 @@ async def test_template_renders_the_headline_in_the_sandbox(sender, job, slack):
     )
 
 
-@pytest.mark.parametrize(
-    "template",
-    ["{{ no_such_name }}", "{{ summary.__class__ }}", "{% if %}", "{{ 1 / 0 }}"],
-)
-async def test_failing_template_is_a_permanent_template_error(
+@pytest.mark.parametrize("template", BROKEN_TEMPLATES)
+def test_config_refuses_a_broken_template(template):
+    with pytest.raises(ValidationError, match="template error"):
+        Config(template=template)
+
+
+@pytest.mark.parametrize("template", RUNTIME_FAILING_TEMPLATES)
+async def test_template_failing_for_this_alert_is_a_permanent_template_error(
     sender, job, slack, template
 ):
-    command, channel = job(template=template)
+    command, channel = job(template=template, labels={}, site_id=None, device_id=None)
 
     outcome = await sender.send(command, channel)
 

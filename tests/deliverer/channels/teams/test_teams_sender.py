@@ -6,6 +6,7 @@ import logging
 from dataclasses import replace
 
 import pytest
+from pydantic import ValidationError
 
 from services.deliverer.alert_view import alert_view
 from services.deliverer.channels.teams.card import (
@@ -13,15 +14,18 @@ from services.deliverer.channels.teams.card import (
     MAX_MESSAGE_BYTES,
     build_message,
 )
+from services.deliverer.channels.teams.config import Config
 from services.deliverer.http_post import json_bytes
 from services.deliverer.outcome import Reason
 from services.deliverer.text import TRUNCATION_MARKER
 from tests.deliverer.channels.vendor_channels import (
+    BROKEN_TEMPLATES,
     DELIVERED,
     EMOJI,
     PERMANENT,
     RETRYABLE,
     ROCKET_FAMILY,
+    RUNTIME_FAILING_TEMPLATES,
     assert_outcome,
     assert_secret_absent,
     closed_port,
@@ -156,13 +160,17 @@ async def test_template_renders_the_headline(sender, job, teams):
     assert _texts(teams.cards[0])[1] == "critical · router-7: Link down on router-7"
 
 
-@pytest.mark.parametrize(
-    "template", ["{{ missing }}", "{{ ().__class__ }}", "{% for %}"]
-)
-async def test_failing_template_is_a_permanent_template_error(
+@pytest.mark.parametrize("template", BROKEN_TEMPLATES)
+def test_config_refuses_a_broken_template(template):
+    with pytest.raises(ValidationError, match="template error"):
+        Config(template=template)
+
+
+@pytest.mark.parametrize("template", RUNTIME_FAILING_TEMPLATES)
+async def test_template_failing_for_this_alert_is_a_permanent_template_error(
     sender, job, teams, template
 ):
-    command, channel = job(template=template)
+    command, channel = job(template=template, labels={}, site_id=None, device_id=None)
 
     outcome = await sender.send(command, channel)
 

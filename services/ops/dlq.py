@@ -41,6 +41,7 @@ from switchboard.settings import Settings
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 10.0
+POLL_TIMEOUT_S = 0.1
 CONSUME_BATCH = 500
 UNDECODABLE = "undecodable"
 
@@ -138,9 +139,12 @@ def read_dead_letters(settings: Settings, topic: str, codec: Codec) -> list[Dead
     try:
         remaining = _assign_all(consumer, topic)
         letters: list[DeadLetter] = []
+        stalled_s = 0.0
         while remaining:
-            batch = consumer.consume(CONSUME_BATCH, timeout=READ_TIMEOUT_S)
-            if not batch:
+            # consume() waits for a full batch or the timeout, so keep it short.
+            batch = consumer.consume(CONSUME_BATCH, timeout=POLL_TIMEOUT_S)
+            stalled_s = 0.0 if batch else stalled_s + POLL_TIMEOUT_S
+            if stalled_s >= READ_TIMEOUT_S:
                 raise OpsError(f"reading {topic} stalled; is Kafka reachable?")
             for message in batch:
                 _take(message, remaining, letters, codec)

@@ -1,0 +1,200 @@
+"""Dead-letter list and replay against the real broker and database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from switchboard.cli import app
+from switchboard.topics import JOBS_TOPIC, delivery_topic
+from tests.ops.helpers import (
+    dead_letter_headers,
+    decoded,
+    end_offsets,
+    make_command,
+    produce,
+    read_since,
+)
+
+MAIN_TOPIC = delivery_topic("webhook")
+
+
+@pytest.fixture
+def dead_letters(settings, codec, make_topic):
+    """A private dead-letter topic holding two jobs' dead letters and a broken one."""
+    topic = make_topic("dlq", partitions=2)
+    tenant, channel = str(uuid.uuid4()), str(uuid.uuid4())
+    commands = [make_command(tenant, channel, attempt) for attempt in (3, 6)]
+    messages = [
+        (
+            channel,
+            codec.encode("DeliveryCommand", c),
+            dead_letter_headers("http_4xx", a),
+        )
+        for c, a in zip(commands, (3, 6), strict=True)
+    ]
+    messages.append((channel, b"not avro", dead_letter_headers("undecodable", 0)))
+    produce(settings, topic, messages, partition=0)
+    return topic, channel, commands
+
+
+def _cli(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _replayed_commands(settings, codec, starts, channel):
+    found = decoded(codec, "DeliveryCommand", read_since(settings, MAIN_TOPIC, starts))
+    return [c for c in found if c["channel_id"] == channel]
+
+
+def test_list_shows_what_is_on_the_dead_letter_topic(dead_letters):
+    topic, channel, commands = dead_letters
+
+    listed = json.loads(
+        _cli("dlq", "list", "webhook", "--topic", topic, "--json").stdout
+    )
+    paged = json.loads(
+        _cli(
+            "dlq",
+            "list",
+            "webhook",
+            "--topic",
+            topic,
+            "--json",
+            "--limit",
+            "2",
+            "--page",
+            "2",
+        ).stdout
+    )
+    table = _cli("dlq", "list", "webhook", "--topic", topic).stdout
+
+    assert listed["total"] == 3
+    items = {item["offset"]: item for item in listed["items"]}
+    assert [items[o]["job_id"] for o in (0, 1)] == [c["job_id"] for c in commands]
+    assert items[0]["channel_id"] == channel
+    assert (items[1]["reason"], items[1]["attempt"], items[1]["final"]) == (
+        "http_4xx",
+        6,
+        "permanent",
+    )
+    assert items[2]["job_id"] is None
+    assert items[2]["reason"] == "undecodable"
+    assert len(paged["items"]) == 1
+    assert "3 dead letter(s)" in table
+
+
+def test_dry_run_changes_nothing(settings, codec, dict_conn, dead_letters):
+    topic, channel, commands = dead_letters
+    starts = end_offsets(settings, MAIN_TOPIC)
+
+    result = _cli("dlq", "replay", "webhook", "--topic", topic, "--all", "--dry-run")
+
+    assert "would replay" in result.stdout
+    assert _replayed_commands(settings, codec, starts, channel) == []
+    rows = dict_conn.execute("SELECT * FROM dlq_replays WHERE topic = %s", (topic,))
+    assert rows.fetchall() == []
+
+
+def test_a_dead_letter_is_replayed_once_unless_again(
+    settings, codec, dict_conn, dead_letters
+):
+    topic, channel, commands = dead_letters
+    job_id = commands[1]["job_id"]
+    main_starts = end_offsets(settings, MAIN_TOPIC)
+    jobs_starts = end_offsets(settings, JOBS_TOPIC)
+    replay = ("dlq", "replay", "webhook", "--topic", topic, "--job", job_id, "--json")
+
+    first = json.loads(_cli(*replay).stdout)
+    second = json.loads(_cli(*replay).stdout)
+    after_two = _replayed_commands(settings, codec, main_starts, channel)
+    third = json.loads(_cli(*replay, "--again").stdout)
+    after_again = _replayed_commands(settings, codec, main_starts, channel)
+
+    assert [(r["outcome"], r["attempt"]) for r in first] == [("replayed", 7)]
+    assert [r["outcome"] for r in second] == ["already replayed"]
+    assert [(c["job_id"], c["attempt"]) for c in after_two] == [(job_id, 7)]
+    assert after_two[0]["alert"] == commands[1]["alert"]
+    assert [(r["outcome"], r["attempt"]) for r in third] == [("replayed", 7)]
+    assert len(after_again) == 2
+    events = decoded(codec, "JobEvent", read_since(settings, JOBS_TOPIC, jobs_starts))
+    queued = [(e["state"], e["attempt"]) for e in events if e["job_id"] == job_id]
+    assert queued == [("queued", 7), ("queued", 7)]
+    row = dict_conn.execute(
+        "SELECT replay_count, attempt FROM dlq_replays WHERE topic = %s", (topic,)
+    ).fetchone()
+    assert row == {"replay_count": 2, "attempt": 7}
+
+
+def test_replay_all_skips_what_does_not_decode(settings, codec, dead_letters):
+    topic, channel, commands = dead_letters
+    starts = end_offsets(settings, MAIN_TOPIC)
+
+    results = json.loads(
+        _cli("dlq", "replay", "webhook", "--topic", topic, "--all", "--json").stdout
+    )
+
+    assert [r["outcome"] for r in results] == ["replayed", "replayed", "skipped"]
+    replayed = _replayed_commands(settings, codec, starts, channel)
+    assert sorted((c["job_id"], c["attempt"]) for c in replayed) == sorted(
+        [(commands[0]["job_id"], 4), (commands[1]["job_id"], 7)]
+    )
+
+
+def test_replay_follows_a_later_retry_and_skips_a_job_no_longer_dead(
+    settings, codec, dict_conn, dead_letters, unique
+):
+    topic, channel, commands = dead_letters
+    retried, delivered = commands
+    _job_row(dict_conn, retried, "dead", attempts=9)
+    _job_row(dict_conn, delivered, "delivered", attempts=6)
+    starts = end_offsets(settings, MAIN_TOPIC)
+
+    results = json.loads(
+        _cli(
+            "dlq", "replay", "webhook", "--topic", topic, "--channel", channel, "--json"
+        ).stdout
+    )
+
+    outcomes = {r["job_id"]: (r["outcome"], r["attempt"], r["detail"]) for r in results}
+    assert outcomes[retried["job_id"]] == ("replayed", 10, "")
+    assert outcomes[delivered["job_id"]] == ("skipped", None, "job is delivered")
+    replayed = _replayed_commands(settings, codec, starts, channel)
+    assert [(c["job_id"], c["attempt"]) for c in replayed] == [(retried["job_id"], 10)]
+
+
+def test_replay_without_a_selection_is_refused(dead_letters):
+    topic, _channel, _commands = dead_letters
+
+    result = CliRunner().invoke(app, ["dlq", "replay", "webhook", "--topic", topic])
+
+    assert result.exit_code == 1
+    assert "--all" in result.output
+
+
+def _job_row(conn, command: dict, state: str, attempts: int) -> None:
+    alert = command["alert"]
+    conn.execute(
+        "INSERT INTO notification_jobs (job_id, tenant_id, channel_id, channel_type,"
+        " event_id, alert_id, event_kind, severity, state, attempts, state_attempt,"
+        " event_occurred_at, created_at, updated_at)"
+        " VALUES (%s, %s, %s, 'webhook', %s, %s, %s, %s, %s, %s, %s, %s, now(), now())",
+        (
+            command["job_id"],
+            command["tenant_id"],
+            command["channel_id"],
+            alert["event_id"],
+            alert["alert_id"],
+            alert["kind"],
+            alert["severity"],
+            state,
+            attempts,
+            attempts,
+            alert["occurred_at"],
+        ),
+    )

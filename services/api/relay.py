@@ -61,7 +61,7 @@ class OutboxRelay:
         self._settings = settings
         self._topic = topic
         self._stopping = threading.Event()
-        self._producer: Producer | None = None
+        self._producer: Producer = make_producer(settings)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after its current step."""
@@ -75,7 +75,6 @@ class OutboxRelay:
 
     def run(self) -> None:
         """Publish until stopped, reconnecting after database or Kafka failures."""
-        self._producer = make_producer(self._settings)
         try:
             while not self._stopping.is_set():
                 try:
@@ -141,7 +140,6 @@ class OutboxRelay:
         return len(rows)
 
     def _produce_acknowledged(self, rows: list[OutboxRow]) -> None:
-        assert self._producer is not None
         failures: list[KafkaError] = []
 
         def delivered(error: KafkaError | None, _message: Message) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import ipaddress
 import socket
+import time
 
 from pydantic import AnyUrl, BaseModel
 from pydantic_core import Url
@@ -25,8 +26,13 @@ METADATA_HOSTS = frozenset(
     {"metadata", "metadata.google.internal", "metadata.goog", "instance-data"}
 )
 RESOLVE_TIMEOUT_S = 2.0
+# Answers (and failures) are reused for a minute, so a slow resolver delays one
+# write per host and minute rather than every write.
+RESOLVE_CACHE_S = 60.0
+RESOLVE_CACHE_SIZE = 10_000
 
 _resolver = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="resolve")
+_resolved: dict[str, tuple[float, list[str]]] = {}
 
 
 def refused_targets(
@@ -70,6 +76,17 @@ def _addresses(name: str) -> list[str]:
         return [str(ipaddress.ip_address(name))]
     except ValueError:
         pass
+    cached = _resolved.get(name)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    addresses = _resolve(name)
+    if len(_resolved) >= RESOLVE_CACHE_SIZE:
+        _resolved.clear()
+    _resolved[name] = (time.monotonic() + RESOLVE_CACHE_S, addresses)
+    return addresses
+
+
+def _resolve(name: str) -> list[str]:
     # A name that does not resolve here cannot reach a private address from here
     # either; deliverers resolve again when they connect.
     future = _resolver.submit(socket.getaddrinfo, name, None)

@@ -315,11 +315,7 @@ class Router:
             match.rule_id,
             created_at=created_at,
         )
-        key = throttle_key(
-            match.rule_id, alert["kind"], alert["tenant_id"], alert["alert_id"]
-        )
-        event_ms = epoch_ms(alert["occurred_at"])
-        if self._throttle.should_send(partition, key, match.throttle_minutes, event_ms):
+        if self._allowed(partition, alert, match):
             self._produce(
                 self._topics.delivery(match.channel_type),
                 match.channel_id,
@@ -338,6 +334,18 @@ class Router:
             tally.suppressed[match.channel_type] += 1
         self._produce(
             self._topics.jobs, command["job_id"], self._codec.encode("JobEvent", event)
+        )
+
+    def _allowed(self, partition: int, alert: dict[str, Any], match: Match) -> bool:
+        """Whether a match is sent (True) or suppressed by its throttle window."""
+        if match.throttle_minutes <= 0:
+            return True
+        key = throttle_key(
+            match.rule_id, alert["kind"], alert["tenant_id"], alert["alert_id"]
+        )
+        event_ms = epoch_ms(alert["occurred_at"])
+        return self._throttle.should_send(
+            partition, key, match.throttle_minutes, event_ms
         )
 
     def _dead_letter(self, message: Message, error: CodecError) -> None:

@@ -165,7 +165,28 @@ def _snmp(old: _Builder) -> Draft:
     )
     for name in ("community", "auth_key", "priv_key"):
         old.copy("secrets", name)
+    _check_snmp_credentials(old)
     return old.draft("snmp")
+
+
+def _check_snmp_credentials(old: _Builder) -> None:
+    """Report what the SNMP sender would refuse at every send, at plan time instead.
+
+    The models accept a channel without its credentials (a customer may add them
+    later), but a converted channel must work from its first alert.
+    """
+    config, secrets = old.config, old.secrets
+    if config.get("version", "v2c") == "v2c" and not secrets.get("community"):
+        old.problems.append(("secrets.community", "SNMP v2c needs a community"))
+    if config.get("auth_protocol") and not secrets.get("auth_key"):
+        old.problems.append(("secrets.auth_key", "auth_protocol needs an auth_key"))
+    if config.get("priv_protocol") and not secrets.get("priv_key"):
+        old.problems.append(("secrets.priv_key", "priv_protocol needs a priv_key"))
+    if config.get("version") == "v3":
+        old.warnings.append(
+            "SNMPv3 traps now come from an engine id derived from the channel id; "
+            "receivers' user entries must name it (or set engine_id)"
+        )
 
 
 def _snmp_version(value: Any) -> Any:

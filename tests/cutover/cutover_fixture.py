@@ -113,38 +113,129 @@ def _integrations(legacy: Legacy) -> list[dict[str, Any]]:
     }
     rows = [
         ("webhook", known, "Ops webhook — Zürich ✓", "webhook", True, webhook_config),
-        ("snmp_v2c", known, "Core traps", "snmp", True,
-         {"host": PUBLIC.format(20), "port": 162, "version": "2c",
-          "community": "c0mmunity-s3cret"}),
-        ("snmp_v3", known, "Secure traps", "SNMP", True,
-         {"host": PUBLIC.format(21), "version": "3", "username": "sbuser",
-          "auth_protocol": "sha", "auth_key": "authkey-9f8e7d6c",
-          "priv_protocol": "aes", "priv_key": "privkey-1a2b3c4d"}),
-        ("email", known, "NOC mail", "email", True,
-         {"smtp_host": PUBLIC.format(30), "smtp_port": 587, "smtp_tls": True,
-          "username": "alerts", "password": "smtp-pass-w0rd",
-          "from_address": "alerts@example.com",
-          "recipients": ["noc@example.com", "oncall@example.com"]}),
-        ("mqtt_disabled", known, "Factory MQTT", "mqtt", False,
-         {"broker_host": PUBLIC.format(40), "broker_port": 8883, "topic": "plant/alerts",
-          "qos": 1, "username": "mq", "password": "mqtt-pass-w0rd", "use_tls": True}),
-        ("sms", known, "SMS gateway", "sms", True,
-         {"number": "+4912345", "api_key": "sms-key"}),
+        (
+            "snmp_v2c",
+            known,
+            "Core traps",
+            "snmp",
+            True,
+            {
+                "host": PUBLIC.format(20),
+                "port": 162,
+                "version": "2c",
+                "community": "c0mmunity-s3cret",
+            },
+        ),
+        (
+            "snmp_v3",
+            known,
+            "Secure traps",
+            "SNMP",
+            True,
+            {
+                "host": PUBLIC.format(21),
+                "version": "3",
+                "username": "sbuser",
+                "auth_protocol": "sha",
+                "auth_key": "authkey-9f8e7d6c",
+                "priv_protocol": "aes",
+                "priv_key": "privkey-1a2b3c4d",
+            },
+        ),
+        (
+            "email",
+            known,
+            "NOC mail",
+            "email",
+            True,
+            {
+                "smtp_host": PUBLIC.format(30),
+                "smtp_port": 587,
+                "smtp_tls": True,
+                "username": "alerts",
+                "password": "smtp-pass-w0rd",
+                "from_address": "alerts@example.com",
+                "recipients": ["noc@example.com", "oncall@example.com"],
+            },
+        ),
+        (
+            "mqtt_disabled",
+            known,
+            "Factory MQTT",
+            "mqtt",
+            False,
+            {
+                "broker_host": PUBLIC.format(40),
+                "broker_port": 8883,
+                "topic": "plant/alerts",
+                "qos": 1,
+                "username": "mq",
+                "password": "mqtt-pass-w0rd",
+                "use_tls": True,
+            },
+        ),
+        (
+            "sms",
+            known,
+            "SMS gateway",
+            "sms",
+            True,
+            {"number": "+4912345", "api_key": "sms-key"},
+        ),
         ("bad_url", known, "Broken hook", "webhook", True, {"url": "not a url"}),
-        ("no_from", known, "Mail without sender", "email", True,
-         {"smtp_host": PUBLIC.format(31), "recipients": "a@example.com",
-          "password": "smtp-pass-w0rd"}),
-        ("private", known, "Internal hook", "webhook", True,
-         {"url": "http://10.1.2.3/alerts"}),
-        ("lab_mqtt", new, "Лаборатория MQTT", "mqtt", True,
-         {"broker_host": PUBLIC.format(50), "topic": "lab/{{site}}/alerts", "qos": 2,
-          "username": "lab", "password": "lab-mqtt-s3cret"}),
-        ("plain_hook", new, None, "webhook", True,
-         {"url": f"https://{PUBLIC.format(11)}/plain", "headers": None}),
+        (
+            "no_from",
+            known,
+            "Mail without sender",
+            "email",
+            True,
+            {
+                "smtp_host": PUBLIC.format(31),
+                "recipients": "a@example.com",
+                "password": "smtp-pass-w0rd",
+            },
+        ),
+        (
+            "private",
+            known,
+            "Internal hook",
+            "webhook",
+            True,
+            {"url": "http://10.1.2.3/alerts"},
+        ),
+        (
+            "lab_mqtt",
+            new,
+            "Лаборатория MQTT",
+            "mqtt",
+            True,
+            {
+                "broker_host": PUBLIC.format(50),
+                "topic": "lab/{{site}}/alerts",
+                "qos": 2,
+                "username": "lab",
+                "password": "lab-mqtt-s3cret",
+            },
+        ),
+        (
+            "plain_hook",
+            new,
+            None,
+            "webhook",
+            True,
+            {"url": f"https://{PUBLIC.format(11)}/plain", "headers": None},
+        ),
     ]
     return [
-        {"id": legacy.id(role), "tenant_id": tenant, "name": name, "type": kind,
-         "enabled": enabled, "config": config, "role": role}
+        {
+            "id": legacy.id(role),
+            "tenant_id": tenant,
+            "name": name,
+            "type": kind,
+            "enabled": enabled,
+            "config": config,
+            "role": role,
+        }
         for role, tenant, name, kind, enabled, config in rows
     ]
 
@@ -152,10 +243,18 @@ def _integrations(legacy: Legacy) -> list[dict[str, Any]]:
 def _route(legacy: Legacy, role: str, tenant: str, target: str, **fields: Any) -> dict:
     integration_id = legacy.id(target) if target != "deleted" else str(uuid.uuid4())
     route = {
-        "id": legacy.id(role), "tenant_id": tenant, "integration_id": integration_id,
-        "name": fields.pop("name", f"route {role}"), "enabled": True, "site_ids": None,
-        "device_prefixes": None, "deliver_on": None, "alert_types": None,
-        "min_severity": None, "priority": 100, "role": role,
+        "id": legacy.id(role),
+        "tenant_id": tenant,
+        "integration_id": integration_id,
+        "name": fields.pop("name", f"route {role}"),
+        "enabled": True,
+        "site_ids": None,
+        "device_prefixes": None,
+        "deliver_on": None,
+        "alert_types": None,
+        "min_severity": None,
+        "priority": 100,
+        "role": role,
     }
     route.update(fields)
     return route
@@ -164,25 +263,70 @@ def _route(legacy: Legacy, role: str, tenant: str, target: str, **fields: Any) -
 def _routes(legacy: Legacy) -> list[dict[str, Any]]:
     known, new = legacy.known_tenant, legacy.new_tenant
     return [
-        _route(legacy, "r_core", known, "webhook", device_prefixes=["core-"],
-               deliver_on=["open", "Closed"], min_severity="high", priority=10),
+        _route(
+            legacy,
+            "r_core",
+            known,
+            "webhook",
+            device_prefixes=["core-"],
+            deliver_on=["open", "Closed"],
+            min_severity="high",
+            priority=10,
+        ),
         _route(legacy, "r_all", known, "snmp_v2c", priority=20),
-        _route(legacy, "r_sites", known, "snmp_v3", site_ids=["site-a", "site-b"],
-               alert_types=["link_down"], min_severity="Medium", priority=30),
-        _route(legacy, "r_off", known, "email", deliver_on=["OPEN"],
-               alert_types=["power"], min_severity="critical", priority=5,
-               enabled=False),
-        _route(legacy, "r_site_b", known, "email", site_ids=["site-b"], priority=40,
-               name="Site B — ünïcode mail"),
+        _route(
+            legacy,
+            "r_sites",
+            known,
+            "snmp_v3",
+            site_ids=["site-a", "site-b"],
+            alert_types=["link_down"],
+            min_severity="Medium",
+            priority=30,
+        ),
+        _route(
+            legacy,
+            "r_off",
+            known,
+            "email",
+            deliver_on=["OPEN"],
+            alert_types=["power"],
+            min_severity="critical",
+            priority=5,
+            enabled=False,
+        ),
+        _route(
+            legacy,
+            "r_site_b",
+            known,
+            "email",
+            site_ids=["site-b"],
+            priority=40,
+            name="Site B — ünïcode mail",
+        ),
         _route(legacy, "r_disabled_target", known, "mqtt_disabled"),
         _route(legacy, "r_sms", known, "sms"),
         _route(legacy, "r_deleted", known, "deleted", alert_types=["power"]),
         _route(legacy, "r_bad_url", known, "bad_url"),
-        _route(legacy, "r_unnamed", known, "webhook", name=None, priority=None,
-               deliver_on=["acknowledged"]),
+        _route(
+            legacy,
+            "r_unnamed",
+            known,
+            "webhook",
+            name=None,
+            priority=None,
+            deliver_on=["acknowledged"],
+        ),
         _route(legacy, "r_bad_severity", known, "webhook", min_severity="WARNING"),
-        _route(legacy, "r_lab", new, "lab_mqtt", device_prefixes=["lab-", "lab2-"],
-               min_severity="low", deliver_on=[]),
+        _route(
+            legacy,
+            "r_lab",
+            new,
+            "lab_mqtt",
+            device_prefixes=["lab-", "lab2-"],
+            min_severity="low",
+            deliver_on=[],
+        ),
         _route(legacy, "r_temp", new, "plain_hook", alert_types=["temp"]),
     ]
 
@@ -192,34 +336,67 @@ def _jobs(legacy: Legacy) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     start = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
     second = timedelta(seconds=1)
 
-    def job(role: str, tenant: str, target: str, status: str, attempts: int,
-            **extra: Any) -> dict[str, Any]:
-        return {"id": legacy.id(role), "tenant_id": tenant,
-                "integration_id": legacy.id(target), "alert_id": f"alert-{role}",
-                "event_kind": "open", "status": status, "attempts": attempts,
-                "last_error": extra.get("last_error"), "payload": extra.get("payload"),
-                "created_at": start, "updated_at": start + 10 * second}
+    def job(
+        role: str, tenant: str, target: str, status: str, attempts: int, **extra: Any
+    ) -> dict[str, Any]:
+        return {
+            "id": legacy.id(role),
+            "tenant_id": tenant,
+            "integration_id": legacy.id(target),
+            "alert_id": f"alert-{role}",
+            "event_kind": "open",
+            "status": status,
+            "attempts": attempts,
+            "last_error": extra.get("last_error"),
+            "payload": extra.get("payload"),
+            "created_at": start,
+            "updated_at": start + 10 * second,
+        }
 
-    def attempt(role: str, number: int, ok: bool, status: int | None,
-                error: str | None = None) -> dict[str, Any]:
+    def attempt(
+        role: str, number: int, ok: bool, status: int | None, error: str | None = None
+    ) -> dict[str, Any]:
         began = start + number * second
-        return {"job_id": legacy.id(role), "attempt_no": number, "ok": ok,
-                "http_status": status, "error": error, "started_at": began,
-                "finished_at": began + second / 4}
+        return {
+            "job_id": legacy.id(role),
+            "attempt_no": number,
+            "ok": ok,
+            "http_status": status,
+            "error": error,
+            "started_at": began,
+            "finished_at": began + second / 4,
+        }
 
     return [
-        (job("j_delivered", known, "webhook", "COMPLETED", 2,
-             payload={"severity": "high", "event_id": "ev-1",
-                      "occurred_at": "2026-11-30T07:59:00+00:00"}),
-         [attempt("j_delivered", 1, False, 503, "HTTP 503"),
-          attempt("j_delivered", 2, True, 200)]),
-        (job("j_dead", known, "snmp_v2c", "failed", 3, last_error="timeout"),
-         [attempt("j_dead", n, False, None, "timeout") for n in (1, 2, 3)]),
+        (
+            job(
+                "j_delivered",
+                known,
+                "webhook",
+                "COMPLETED",
+                2,
+                payload={
+                    "severity": "high",
+                    "event_id": "ev-1",
+                    "occurred_at": "2026-11-30T07:59:00+00:00",
+                },
+            ),
+            [
+                attempt("j_delivered", 1, False, 503, "HTTP 503"),
+                attempt("j_delivered", 2, True, 200),
+            ],
+        ),
+        (
+            job("j_dead", known, "snmp_v2c", "failed", 3, last_error="timeout"),
+            [attempt("j_dead", n, False, None, "timeout") for n in (1, 2, 3)],
+        ),
         (job("j_pending", known, "email", "PENDING", 0), []),
         (job("j_processing", known, "webhook", "PROCESSING", 1), []),
         (job("j_sms", known, "sms", "COMPLETED", 1), []),
-        (job("j_lab", new, "lab_mqtt", "COMPLETED", 1, payload={"severity": "LOW"}),
-         []),
+        (
+            job("j_lab", new, "lab_mqtt", "COMPLETED", 1, payload={"severity": "LOW"}),
+            [],
+        ),
     ]
 
 

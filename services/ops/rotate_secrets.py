@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from cryptography.fernet import Fernet, InvalidToken
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from services.api.outbox import record_channel
 from services.ops.errors import OpsError
@@ -78,12 +78,13 @@ class SecretRotator:
     ) -> list[uuid.UUID]:
         tenant_clause = " AND tenant_id = %s" if tenant_id else ""
         params = (after, tenant_id, BATCH) if tenant_id else (after, BATCH)
-        rows = self._conn.execute(
-            "SELECT id FROM notification_channels"
-            " WHERE secrets_encrypted IS NOT NULL AND id > %s"
-            f"{tenant_clause} ORDER BY id LIMIT %s",
-            params,
-        ).fetchall()
+        with self._conn.cursor(row_factory=tuple_row) as cursor:
+            rows = cursor.execute(
+                "SELECT id FROM notification_channels"
+                " WHERE secrets_encrypted IS NOT NULL AND id > %s"
+                f"{tenant_clause} ORDER BY id LIMIT %s",
+                params,
+            ).fetchall()
         return [row[0] for row in rows]
 
     def _rotate_one(

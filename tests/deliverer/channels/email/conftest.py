@@ -102,3 +102,13 @@ def _channel(port: int, password: str | None = None, **config: Any) -> ResolvedC
         config=Config.model_validate(values),
         secrets=Secrets(password=password),
     )
+
+
+@pytest.fixture(scope="session")
+def deliverer(settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    """The session's real ``switchboard deliverer --type email,snmp,mqtt``."""
+    from tests.deliverer.channels.deliverer_process import shared_deliverer
+
+    process = shared_deliverer(tmp_path_factory.getbasetemp() / "deliverer")
+    yield process
+    process.stop()

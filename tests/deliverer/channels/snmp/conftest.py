@@ -103,3 +103,13 @@ def make_channel() -> Callable[..., ResolvedChannel]:
         )
 
     return build
+
+
+@pytest.fixture(scope="session")
+def deliverer(settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    """The session's real ``switchboard deliverer --type email,snmp,mqtt``."""
+    from tests.deliverer.channels.deliverer_process import shared_deliverer
+
+    process = shared_deliverer(tmp_path_factory.getbasetemp() / "deliverer")
+    yield process
+    process.stop()

@@ -17,11 +17,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from switchboard.domain import ChannelType
+
 log = logging.getLogger(__name__)
 
-# Request locations FastAPI puts first in an error's loc; the client knows them
-# by the field name alone, except query and path parameters, which keep theirs.
+# FastAPI starts a body error's location with "body"; clients know the field by
+# its path inside the body. The channel union adds the type's tag after it.
 _BODY = "body"
+_UNION_TAGS = frozenset(str(t) for t in ChannelType)
 
 
 class Problem(BaseModel):
@@ -67,7 +70,7 @@ def conflict(field: str, problem: str) -> ApiError:
 
 
 def dotted(loc: Iterable[Any]) -> str:
-    """A pydantic error location as a dotted path, dropping union tags."""
+    """A pydantic error location as a dotted path without the leading ``body``."""
     parts = [str(part) for part in loc]
     if parts and parts[0] == _BODY:
         parts = parts[1:]
@@ -99,11 +102,10 @@ def _request_field(loc: Sequence[Any]) -> str:
 
 
 def _without_union_tags(parts: list[str]) -> list[str]:
-    from switchboard.domain import ChannelType
-
-    tags = {str(t) for t in ChannelType}
     return [
-        part for index, part in enumerate(parts) if not (index == 1 and part in tags)
+        part
+        for index, part in enumerate(parts)
+        if not (index == 1 and part in _UNION_TAGS)
     ]
 
 

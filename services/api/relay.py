@@ -103,8 +103,9 @@ class OutboxRelay:
             while not self._stopping.is_set():
                 while self.publish_batch(conn) == BATCH_SIZE:
                     pass
-                for _notify in conn.notifies(timeout=POLL_INTERVAL_S, stop_after=1):
-                    pass
+                # Sleep until the API's NOTIFY or the poll interval, whichever
+                # comes first; polling also covers writers that do not notify.
+                list(conn.notifies(timeout=POLL_INTERVAL_S, stop_after=1))
             LEADER.set(0)
 
     @staticmethod

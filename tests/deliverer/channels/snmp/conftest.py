@@ -21,6 +21,7 @@ from switchboard.settings import Settings
 CHANNEL_ID = "channel-snmp"
 COMMUNITY = "n0c-community-7f3a"
 AUTH_KEY, PRIV_KEY = "auth-key-5c1e9d", "priv-key-b7a204"
+INFORM_USER = "sb-inform"
 V3_USERS = {
     # user name: (auth protocol for snmptrapd, for the channel; privacy likewise)
     "sb-sha-aes": ("SHA", "SHA", "AES", "AES"),
@@ -37,6 +38,8 @@ def receiver(tmp_path: Path) -> Iterator[TrapReceiver]:
         V3User(name, auth, AUTH_KEY, priv, PRIV_KEY, engine_id)
         for name, (auth, _, priv, _) in V3_USERS.items()
     )
+    # For INFORMs the receiver is authoritative: the user is under its own id.
+    users += (V3User(INFORM_USER, "SHA", AUTH_KEY, "AES", PRIV_KEY),)
     receiver = TrapReceiver(
         tmp_path / "snmptrapd", communities=(COMMUNITY,), users=users
     )

@@ -7,10 +7,12 @@ import logging
 import pytest
 
 from services.deliverer.channels.snmp.config import Config
+from services.deliverer.channels.snmp.sender import Sender
 from services.deliverer.channels.snmp.varbinds import ALERT_OBJECTS
 from services.deliverer.outcome import OutcomeKind, Reason
 from services.deliverer.text import TRUNCATION_MARKER
 from services.receivers.snmp import free_udp_port
+from switchboard.settings import Settings
 
 COMMUNITY = "n0c-community-7f3a"
 AUTH_KEY, PRIV_KEY = "auth-key-5c1e9d", "priv-key-b7a204"
@@ -120,6 +122,70 @@ async def test_v3_trap_with_authentication_and_privacy(
     assert f"SNMP v3, user {user}" in trap.security
     assert trap.get(alert_oid(1)).text == command["job_id"]
     assert AUTH_KEY not in caplog.text and PRIV_KEY not in caplog.text
+
+
+async def test_v3_traps_survive_a_sender_restart(receiver, make_command, make_channel):
+    # A new process starts a new engine with the same id and boot counter.
+    channel = make_channel(
+        receiver.port,
+        secrets={"auth_key": AUTH_KEY, "priv_key": PRIV_KEY},
+        version="v3",
+        username="sb-sha-aes",
+        auth_protocol="SHA",
+        priv_protocol="AES",
+    )
+
+    for _ in range(2):
+        sender = Sender(Settings())
+        outcome = await sender.send(make_command(), channel)
+        await sender.close()
+        assert outcome.kind is OutcomeKind.DELIVERED
+
+    assert len(receiver.wait_for(2)) == 2
+
+
+def v3_inform_channel(make_channel, port: int, user: str, auth_key: str):
+    return make_channel(
+        port,
+        secrets={"auth_key": auth_key, "priv_key": PRIV_KEY},
+        version="v3",
+        notification="inform",
+        username=user,
+        auth_protocol="SHA",
+        priv_protocol="AES",
+    )
+
+
+async def test_v3_inform_is_acknowledged(receiver, sender, make_command, make_channel):
+    channel = v3_inform_channel(make_channel, receiver.port, "sb-inform", AUTH_KEY)
+
+    outcome = await sender.send(make_command(), channel)
+
+    assert outcome.kind is OutcomeKind.DELIVERED, outcome
+    (trap,) = receiver.wait_for(1)
+    assert trap.security.startswith("INFORM, SNMP v3, user sb-inform")
+
+
+@pytest.mark.parametrize(
+    ("user", "auth_key", "indication"),
+    [
+        ("sb-inform", "wrong-auth-key-31337", "WrongDigest"),
+        ("nobody-here", AUTH_KEY, "UnknownUserName"),
+    ],
+)
+async def test_v3_inform_refused_credentials_are_permanent(
+    receiver, sender, make_command, make_channel, user, auth_key, indication
+):
+    channel = v3_inform_channel(make_channel, receiver.port, user, auth_key)
+
+    outcome = await sender.send(make_command(), channel)
+
+    assert (outcome.kind, outcome.reason) == (
+        OutcomeKind.PERMANENT,
+        Reason.INVALID_CONFIG,
+    )
+    assert indication in outcome.error
+    assert auth_key not in outcome.error and PRIV_KEY not in outcome.error
 
 
 async def test_v2c_inform_is_acknowledged(receiver, sender, make_command, make_channel):

@@ -81,10 +81,15 @@ class PagerDutyReceiver(VendorReceiver):
     """An Events API v2 endpoint that checks events and answers like PagerDuty."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, event_validator: Any = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        event_validator: Any = None,
+        secret: str | None = None,
     ) -> None:
+        """Listen on ``host:port``; ``secret`` fixes the routing key it accepts."""
         super().__init__(host, port)
-        self.routing_key = secrets.token_hex(ROUTING_KEY_CHARS // 2)
+        self.routing_key = secret or secrets.token_hex(ROUTING_KEY_CHARS // 2)
         self.incidents: dict[str, str] = {}
         self._validator = event_validator
 

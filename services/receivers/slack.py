@@ -60,10 +60,15 @@ def displayed(mrkdwn: str) -> str:
 class SlackReceiver(VendorReceiver):
     """A Slack incoming webhook that checks requests and answers like Slack."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, secret: str | None = None
+    ) -> None:
+        """Listen on ``host:port``; ``secret`` fixes the URL's token (else random)."""
         super().__init__(host, port)
-        self.token = secrets.token_urlsafe(18)
+        self.token = secret or secrets.token_urlsafe(18)
         team, bot = secrets.token_hex(4).upper(), secrets.token_hex(4).upper()
+        if secret:
+            team, bot = "0DEMO", "0DEMO"
         self.path = f"/services/T{team}/B{bot}/{self.token}"
 
     @property
@@ -82,10 +87,14 @@ class SlackReceiver(VendorReceiver):
 
     def handle(self, request: Request) -> Reply:
         """Accept a well-formed message to the right URL; refuse others like Slack."""
-        if not request.path.startswith("/services/"):
-            return Reply.text(404, "no_service")
         if request.path != self.path:
-            return Reply.text(403, "invalid_token")
+            # The right workspace and webhook with a wrong token, or no such webhook.
+            same_webhook = request.path.rsplit("/", 1)[0] == self.path.rsplit("/", 1)[0]
+            return (
+                Reply.text(403, "invalid_token")
+                if same_webhook
+                else Reply.text(404, "no_service")
+            )
         if request.method != "POST":
             return Reply.text(405, "invalid_method")
         try:

@@ -75,10 +75,12 @@ class TeamsReceiver(VendorReceiver):
         host: str = "127.0.0.1",
         port: int = 0,
         card_validator: Any = None,
+        secret: str | None = None,
     ) -> None:
+        """Listen on ``host:port``; ``secret`` fixes the URL's signature."""
         super().__init__(host, port)
-        self.workflow_id = secrets.token_hex(16)
-        self.signature = secrets.token_urlsafe(32)
+        self.workflow_id = "0" * 32 if secret else secrets.token_hex(16)
+        self.signature = secret or secrets.token_urlsafe(32)
         self.path = f"/workflows/{self.workflow_id}/triggers/manual/paths/invoke"
         self._validator = card_validator
 

@@ -101,6 +101,7 @@ class VendorReceiver:
         self._failures: deque[_Failure] = deque()
         self.exchanges: list[Exchange] = []
         self.accepted: list[Any] = []
+        self.echo = False
 
     # -- what a subclass provides -------------------------------------------
 
@@ -186,6 +187,10 @@ class VendorReceiver:
     def _record(self, request: Request, status: int | None) -> None:
         with self._lock:
             self.exchanges.append(Exchange(request, status))
+        if self.echo:
+            # Status and body only: the path and query carry the secret.
+            line = {"status": status, "body": request.body.decode(errors="replace")}
+            print(json.dumps(line, ensure_ascii=False), flush=True)
 
     def _accept(self, document: Any) -> None:
         with self._lock:
@@ -271,11 +276,19 @@ def _misbehave(handler: BaseHTTPRequestHandler, kind: str) -> None:
 def serve_from_command_line(
     receiver_class: type[VendorReceiver], **kwargs: Any
 ) -> None:
-    """Run a receiver in the foreground (``python -m services.receivers.<name>``)."""
+    """Run a receiver in the foreground (``python -m services.receivers.<name>``).
+
+    Prints where to send requests, then one JSON line per request received.
+    """
     parser = argparse.ArgumentParser(description=receiver_class.__doc__)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--secret", default=None, help="Fixed token, signature or routing key."
+    )
     arguments = parser.parse_args()
-    receiver = receiver_class(port=arguments.port, **kwargs).start()
+    receiver = receiver_class(port=arguments.port, secret=arguments.secret, **kwargs)
+    receiver.echo = True
+    receiver.start()
     print(f"{receiver_class.__name__} listening: {receiver.describe()}", flush=True)
     try:
         threading.Event().wait()

@@ -149,7 +149,17 @@ def signing_secret(secret: str) -> str:
 def _snmp(old: _Builder) -> Draft:
     old.copy("config", "host")
     old.copy("config", "port")
-    old.put("config", "version", "version", _snmp_version(old.get("version")))
+    version = _snmp_version(old.get("version"))
+    if version in (None, "v2c", "v3"):
+        old.put("config", "version", "version", version)
+    else:
+        old.problems.append(
+            (
+                "config.version",
+                f"SNMP version {version!r} is not supported; "
+                "Switchboard sends v2c or v3",
+            )
+        )
     old.copy("config", "username")
     old.put(
         "config",

@@ -400,17 +400,22 @@ def _jobs(legacy: Legacy) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     ]
 
 
-def create_legacy(url: str) -> Legacy:
-    """Create the old tables in ``url`` and fill them with the fixture rows."""
+def create_legacy(url: str, switchboard_url: str | None = None) -> Legacy:
+    """Create the old tables in ``url`` and fill them with the fixture rows.
+
+    One of the two tenants is known to Switchboard (in ``switchboard_url``,
+    by default the same database), the other is not.
+    """
     legacy = Legacy(url)
     legacy.integrations = _integrations(legacy)
     legacy.routes = _routes(legacy)
-    with psycopg.connect(url) as conn:
-        conn.execute(LEGACY_SCHEMA)
+    with psycopg.connect(switchboard_url or url) as conn:
         conn.execute(
             "INSERT INTO tenants (id, name) VALUES (%s, %s)",
             (legacy.known_tenant, f"known-{legacy.known_tenant}"),
         )
+    with psycopg.connect(url) as conn:
+        conn.execute(LEGACY_SCHEMA)
         for row in legacy.integrations:
             _insert(conn, "integrations", row, json_columns=("config",))
         for row in legacy.routes:

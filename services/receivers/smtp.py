@@ -44,6 +44,8 @@ class Behaviour:
     data_reply: str | None = None
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     drop_during_data: bool = False
+    # A careless server that quotes the rejected password back (tests redaction).
+    echo_rejected_password: bool = False
 
 
 class RecordingHandler:
@@ -191,7 +193,12 @@ class SmtpReceiver:
             return AuthResult(success=False, handled=False)
         login, password = data.login.decode(), data.password.decode()
         accepted = self._users.get(login) == password
-        return AuthResult(success=accepted, handled=False, auth_data=login)
+        message = None
+        if not accepted and self.handler.behaviour.echo_rejected_password:
+            message = f"535 5.7.8 password {password} is wrong"
+        return AuthResult(
+            success=accepted, handled=False, message=message, auth_data=login
+        )
 
 
 def free_tcp_port() -> int:

@@ -9,14 +9,15 @@ import uuid
 from services.deliverer.channels.email.message import message_id_for
 from services.receivers.smtp import SmtpReceiver
 from switchboard.jobs import new_command
-from switchboard.topics import JOBS_TOPIC
+from switchboard.kafka import header_value
+from switchboard.topics import JOBS_TOPIC, dlq_topic
 from tests.deliverer.channels.deliverer_process import (
     produce_command,
     publish_channel,
     reached,
     states,
 )
-from tests.deliverer.helpers import JobEvents, make_alert
+from tests.deliverer.helpers import JobEvents, TopicReader, make_alert
 
 
 def email_channel(settings, codec, tenant: str, port: int) -> str:
@@ -37,6 +38,7 @@ def test_delivered_and_dead_jobs(settings, codec, deliverer, unique):
     refusing = SmtpReceiver().start()
     refusing.handler.behaviour.data_reply = "554 5.7.1 Rejected by policy"
     events = JobEvents(settings, codec, JOBS_TOPIC, from_end=True)
+    dead_letters = TopicReader(settings, dlq_topic("email"), from_end=True)
     try:
         good = new_command(
             make_alert(tenant, summary="Ünïcode über alles"),
@@ -59,8 +61,14 @@ def test_delivered_and_dead_jobs(settings, codec, deliverer, unique):
             ),
             timeout_s=90,
         )
+        (dead_letter,) = [
+            m
+            for m in dead_letters.wait_until(lambda ms: _dead(ms, bad), timeout_s=30)
+            if _is_command(codec, m, bad)
+        ]
     finally:
         events.close()
+        dead_letters.close()
         accepting.stop()
         refusing.stop()
 
@@ -70,4 +78,17 @@ def test_delivered_and_dead_jobs(settings, codec, deliverer, unique):
     message = email.message_from_bytes(received.data, policy=email.policy.default)
     assert message["Message-ID"] == message_id_for(good["job_id"], "alerts@example.com")
     assert "Ünïcode über alles" in str(message["Subject"])
+    assert header_value(dead_letter, "switchboard.reason") == "smtp_5xx"
     assert deliverer.process.poll() is None, deliverer.log_text()[-3000:]
+
+
+def _is_command(codec, message, command) -> bool:
+    if message.key() != command["channel_id"].encode():
+        return False
+    return (
+        codec.decode("DeliveryCommand", message.value())["job_id"] == command["job_id"]
+    )
+
+
+def _dead(messages, command) -> bool:
+    return any(m.key() == command["channel_id"].encode() for m in messages)

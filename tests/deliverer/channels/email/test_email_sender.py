@@ -19,6 +19,15 @@ SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret-smtp-Pässword"
 
 
+def client_side_logs(caplog) -> str:
+    """Everything logged except by the test's SMTP server (aiosmtpd's mail.log)."""
+    return "\n".join(
+        f"{record.getMessage()} {record.__dict__}"
+        for record in caplog.records
+        if not record.name.startswith("mail.log")
+    )
+
+
 def parse(data: bytes) -> EmailMessage:
     """The received bytes as a message with decoded headers."""
     return email.message_from_bytes(data, policy=email.policy.default)
@@ -217,3 +226,30 @@ async def test_username_without_password_is_invalid(
         OutcomeKind.PERMANENT,
         Reason.INVALID_CONFIG,
     )
+
+
+async def test_password_quoted_by_the_server_is_redacted(
+    certificate, sender, make_command, make_channel, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    server = SmtpReceiver(
+        tls="starttls", certificate=certificate, users={SMTP_USER: "the-right-one"}
+    )
+    server.handler.behaviour.echo_rejected_password = True
+    server.start()
+    try:
+        channel = make_channel(
+            server.port,
+            password=SMTP_PASSWORD,
+            security="starttls",
+            ca_certificate_pem=certificate.ca_pem,
+            username=SMTP_USER,
+        )
+        outcome = await sender.send(make_command(), channel)
+    finally:
+        server.stop()
+
+    assert outcome.status_code == 535
+    assert "[redacted]" in outcome.error
+    assert SMTP_PASSWORD not in outcome.error
+    assert SMTP_PASSWORD not in client_side_logs(caplog)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
+from services.api.relay import OutboxRelay
 from services.api.tenants import create_tenant
 from switchboard.settings import Settings
 
@@ -47,3 +49,19 @@ def other_tenant(api_app: FastAPI, settings: Settings) -> TenantKey:
 def anonymous(api_app: FastAPI) -> TestClient:
     """A client without credentials."""
     return TestClient(api_app)
+
+
+@pytest.fixture
+def relays(settings: Settings) -> Iterator[Callable[[], OutboxRelay]]:
+    """Start relays in threads; all are stopped after the test."""
+    started: list[tuple[OutboxRelay, threading.Thread]] = []
+
+    def start() -> OutboxRelay:
+        relay = OutboxRelay(settings)
+        started.append((relay, relay.start_thread()))
+        return relay
+
+    yield start
+    for relay, thread in started:
+        relay.stop()
+        thread.join(timeout=15)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -15,6 +16,7 @@ import pytest
 from api_support import CHANNELS, JOBS, TenantKey
 from confluent_kafka import Consumer, TopicPartition
 
+from services.api.relay import OutboxRelay
 from switchboard.codec import Codec, CodecError
 from switchboard.settings import Settings
 from switchboard.topics import JOBS_TOPIC, delivery_topic
@@ -225,8 +227,12 @@ def test_only_dead_jobs_can_be_retried(
 
 
 def test_test_notification_goes_through_the_pipeline(
-    settings: Settings, codec: Codec, tenant: TenantKey
+    settings: Settings,
+    codec: Codec,
+    tenant: TenantKey,
+    relays: Callable[[], OutboxRelay],
 ) -> None:
+    relays()
     channel = tenant.create_channel()
     consumer = _consumer_at_end(settings, [JOBS_TOPIC, delivery_topic("webhook")])
 

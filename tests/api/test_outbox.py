@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,22 +37,6 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"gave up waiting for {what}")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def relays(settings: Settings) -> Iterator[Callable[[], OutboxRelay]]:
-    """Start relays in threads; all are stopped after the test."""
-    started: list[tuple[OutboxRelay, threading.Thread]] = []
-
-    def start() -> OutboxRelay:
-        relay = OutboxRelay(settings)
-        started.append((relay, relay.start_thread()))
-        return relay
-
-    yield start
-    for relay, thread in started:
-        relay.stop()
-        thread.join(timeout=15)
 
 
 class ConfigReader:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from services.api.deps import ApiState, Conn, State, Tenant
 from services.api.errors import (
     ERROR_RESPONSES,
     ApiError,
+    ErrorBody,
     conflict,
     not_found,
     problems_of,
@@ -31,6 +33,7 @@ from services.api.models.common import require_storable
 from services.api.publish import queue_command
 from services.api.targets import refused_targets
 from services.deliverer.channels import CHANNEL_SPECS
+from switchboard.config_cache import channel_key
 from switchboard.domain import ChannelType, EventKind, Severity
 from switchboard.jobs import new_command, utc_now
 
@@ -42,6 +45,8 @@ router = APIRouter(
 
 CHANNEL = "notification channel"
 TEST_SUMMARY = "Switchboard test notification"
+PUBLISH_WAIT_S = 5.0
+PUBLISH_POLL_S = 0.1
 
 
 def _load(
@@ -268,19 +273,33 @@ def _test_alert(tenant: uuid.UUID) -> dict[str, Any]:
     }
 
 
+def _wait_published(conn: Conn, channel_id: str) -> None:
+    # A test sent right after a change must find the channel as changed in the
+    # deliverers' cache, so wait briefly for the relay to publish it.
+    deadline = time.monotonic() + PUBLISH_WAIT_S
+    while conn.execute(
+        "SELECT 1 FROM config_outbox WHERE message_key = %s AND published_at IS NULL"
+        " LIMIT 1",
+        (channel_key(channel_id),),
+    ).fetchone():
+        if time.monotonic() > deadline:
+            raise ApiError(
+                503, [("channel_id", "the channel's last change is not published yet")]
+            )
+        time.sleep(PUBLISH_POLL_S)
+
+
 @router.post(
     "/{channel_id}/test",
     response_model=TestQueued,
     status_code=202,
     summary="Send a test notification",
     responses={
-        409: {
-            "model": ERROR_RESPONSES[404]["model"],
-            "description": "Channel disabled.",
-        },
+        409: {"model": ErrorBody, "description": "The channel is disabled."},
         503: {
-            "model": ERROR_RESPONSES[404]["model"],
-            "description": "Kafka unavailable.",
+            "model": ErrorBody,
+            "description": "Kafka is unavailable, or the channel's last change "
+            "is not yet published to the pipeline.",
         },
     },
 )
@@ -291,6 +310,7 @@ def test_channel(
     row = _load(conn, tenant, channel_id)
     if not row["enabled"]:
         raise conflict("channel_id", "the channel is disabled; enable it to test it")
+    _wait_published(conn, str(channel_id))
     alert = _test_alert(tenant)
     command = new_command(
         alert, str(channel_id), row["channel_type"], None, is_test=True

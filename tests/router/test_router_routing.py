@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import io
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+from prometheus_client import REGISTRY
 
 from services.router.app import (
     REASON_HEADER,
@@ -277,3 +279,70 @@ def test_throttle_windows_follow_partitions_in_a_rebalance(world, reader) -> Non
     states = {e["event_id"]: e["state"] for e in events}
     assert [states[a["event_id"]] for a in firsts] == ["queued"] * 30
     assert [states[a["event_id"]] for a in repeats] == ["suppressed"] * 30
+
+
+METRICS = [
+    ("switchboard_router_events_consumed_total", {}),
+    ("switchboard_router_events_matched_total", {}),
+    ("switchboard_router_jobs_emitted_total", {"channel_type": "teams"}),
+    ("switchboard_router_jobs_suppressed_total", {"channel_type": "teams"}),
+    ("switchboard_router_dead_lettered_total", {"reason": "UnknownSchemaError"}),
+]
+
+
+class Records(logging.Handler):
+    """Collects log records of one logger for a test."""
+
+    def __init__(self) -> None:
+        """An empty collection."""
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record."""
+        self.records.append(record)
+
+
+def test_metrics_count_and_logs_stay_per_batch(world, reader) -> None:
+    """Counters move by what was routed; the log has batch lines at debug only."""
+    channel = world.channel("teams")
+    world.rule(channel)
+    world.rule(channel, priority=20, alert_types=("cpu",), throttle_minutes=10)
+    alerts = [world.alert("a-1", alert_type="cpu") for _ in range(20)]
+    before = {name: sample(name, labels) for name, labels in METRICS}
+    records = Records()
+    logger = logging.getLogger("services.router")
+    logger.addHandler(records)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        world.send(*alerts)
+        world.send_raw("k", b"garbage")
+        world.producer.flush(30)
+        with world.running():
+            world.wait_consumed()
+            world.wait_for(
+                lambda: sample(*METRICS[0]) - before[METRICS[0][0]] >= 21,
+                "metrics of the last batch",
+            )
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+
+    moved = {name: sample(name, labels) - before[name] for name, labels in METRICS}
+    assert moved == {
+        "switchboard_router_events_consumed_total": 21,
+        "switchboard_router_events_matched_total": 20,
+        "switchboard_router_jobs_emitted_total": 21,
+        "switchboard_router_jobs_suppressed_total": 19,
+        "switchboard_router_dead_lettered_total": 1,
+    }
+    batch_lines = [r for r in records.records if r.getMessage() == "batch routed"]
+    assert batch_lines and all(r.levelno == logging.DEBUG for r in batch_lines)
+    info_lines = [r.getMessage() for r in records.records if r.levelno >= logging.INFO]
+    assert len(info_lines) < len(alerts)
+
+
+def sample(name: str, labels: dict[str, str]) -> float:
+    """The current value of one router metric in this process."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0

@@ -619,6 +619,7 @@ def secrets_rotate(
     from switchboard.codec import default_codec
 
     settings = load_settings()
+    warn_if_development_key(settings)
     try:
         tenant_id = uuid.UUID(tenant) if tenant else None
     except ValueError:

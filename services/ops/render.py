@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from services.ops.dlq import DeadLetter, Replay, ReplayResult
 from services.ops.groups import GroupDetail, GroupSummary, ResetPlan
@@ -50,11 +51,13 @@ def groups_table(groups: list[GroupSummary]) -> Table:
     return table
 
 
-def group_tables(detail: GroupDetail) -> list[Table]:
+def group_tables(detail: GroupDetail) -> list[Table | Text]:
     """A group's members, then each partition's offsets, lag and owner."""
-    members = Table(title=f"{detail.group} ({detail.state}): members")
-    for column in ("member", "client", "host", "partitions"):
-        members.add_column(column)
+    members: Table | Text = Text(f"{detail.group} ({detail.state}): no live members")
+    if detail.members:
+        members = Table(title=f"{detail.group} ({detail.state}): members")
+        for column in ("member", "client", "host", "partitions"):
+            members.add_column(column)
     for m in detail.members:
         owned = ", ".join(f"{t}[{p}]" for t, p in m.partitions)
         members.add_row(m.member_id, m.client_id, m.host, owned or "-")

@@ -22,3 +22,15 @@ def dict_conn(settings) -> Iterator[psycopg.Connection]:
         settings.database_url, autocommit=True, row_factory=dict_row
     ) as connection:
         yield connection
+
+
+@pytest.fixture
+def group(admin, unique) -> Iterator[str]:
+    """A consumer group id of this test, deleted afterwards."""
+    group = f"test.ops.{unique}"
+    yield group
+    futures = admin.delete_consumer_groups([group], request_timeout=30)
+    try:
+        futures[group].result(30)
+    except Exception:
+        pass  # never created, or already deleted by the test

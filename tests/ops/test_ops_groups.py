@@ -59,9 +59,8 @@ def _take(consumer, seen: dict[int, int], counts: dict[int, int]) -> None:
         consumer.pause([TopicPartition(message.topic(), partition)])
 
 
-def test_lag_is_produced_minus_consumed(settings, admin, make_topic, unique):
+def test_lag_is_produced_minus_consumed(settings, admin, make_topic, group):
     topic = make_topic("lag", partitions=2)
-    group = f"switchboard.test.lag.{unique}"
     _fill(settings, topic, PRODUCED)
     _consume_and_commit(settings, group, topic, CONSUMED)
 
@@ -77,10 +76,9 @@ def test_lag_is_produced_minus_consumed(settings, admin, make_topic, unique):
 
 
 def test_lag_exporter_sets_the_gauge_and_drops_partitions_it_no_longer_sees(
-    settings, admin, make_topic, unique
+    settings, admin, make_topic, group
 ):
     topic = make_topic("lagexport", partitions=2)
-    group = f"switchboard.test.lagexport.{unique}"
     _fill(settings, topic, PRODUCED)
     _consume_and_commit(settings, group, topic, CONSUMED)
 
@@ -98,10 +96,9 @@ def test_lag_exporter_sets_the_gauge_and_drops_partitions_it_no_longer_sees(
 
 
 def test_lag_exporter_can_export_only_its_own_members_partitions(
-    settings, make_topic, unique
+    settings, make_topic, unique, group
 ):
     topic = make_topic("lagmine", partitions=2)
-    group = f"switchboard.test.lagmine.{unique}"
     _fill(settings, topic, PRODUCED)
     consumer = joined_consumer(settings, group, topic, f"lagmine-{unique}")
     try:
@@ -117,10 +114,9 @@ def test_lag_exporter_can_export_only_its_own_members_partitions(
 
 
 def test_describe_names_the_owner_of_each_partition(
-    settings, admin, make_topic, unique
+    settings, admin, make_topic, unique, group
 ):
     topic = make_topic("describe", partitions=2)
-    group = f"switchboard.test.describe.{unique}"
     _fill(settings, topic, PRODUCED)
     consumer = joined_consumer(settings, group, topic, f"describe-{unique}")
     try:
@@ -144,10 +140,9 @@ def test_describe_names_the_owner_of_each_partition(
 
 
 def test_reset_is_refused_with_a_live_member_and_names_it(
-    settings, admin, make_topic, unique
+    settings, admin, make_topic, unique, group
 ):
     topic = make_topic("resetlive", partitions=2)
-    group = f"switchboard.test.resetlive.{unique}"
     _fill(settings, topic, PRODUCED)
     _consume_and_commit(settings, group, topic, CONSUMED)
     consumer = joined_consumer(settings, group, topic, f"live-{unique}")
@@ -167,10 +162,9 @@ def test_reset_is_refused_with_a_live_member_and_names_it(
 
 
 def test_reset_prints_a_plan_and_applies_it_only_with_execute(
-    settings, admin, make_topic, unique
+    settings, admin, make_topic, group
 ):
     topic = make_topic("reset", partitions=2)
-    group = f"switchboard.test.reset.{unique}"
     _fill(settings, topic, PRODUCED)
     _consume_and_commit(settings, group, topic, CONSUMED)
     runner = CliRunner()
@@ -193,11 +187,8 @@ def test_reset_prints_a_plan_and_applies_it_only_with_execute(
     assert sum(f.lag for f in group_lag(admin, group)) == 0
 
 
-def test_reset_to_a_time_an_offset_or_one_partition(
-    settings, admin, make_topic, unique
-):
+def test_reset_to_a_time_an_offset_or_one_partition(settings, admin, make_topic, group):
     topic = make_topic("resettime", partitions=2)
-    group = f"switchboard.test.resettime.{unique}"
     early = datetime(2026, 1, 1, tzinfo=UTC)
     late = early + timedelta(hours=1)
     _fill(settings, topic, {0: 4, 1: 4}, int(early.timestamp() * 1000))

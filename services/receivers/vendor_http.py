@@ -121,9 +121,7 @@ class VendorReceiver:
 
     def start(self) -> VendorReceiver:
         """Listen and serve in a background thread."""
-        self._server = ThreadingHTTPServer(self._address, _handler_for(self))
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
+        self._server = _Server(self._address, _handler_for(self))
         # A short poll interval so stop() returns at once.
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
@@ -225,6 +223,13 @@ class VendorReceiver:
             reply.content_type,
             {**reply.headers, **(failure.headers or {})},
         )
+
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 resets connections when a sender opens many at once.
+    request_queue_size = 128
+    daemon_threads = True
+    block_on_close = False
 
 
 def _handler_for(receiver: VendorReceiver) -> type[BaseHTTPRequestHandler]:

@@ -19,10 +19,11 @@ from services.router.app import (
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
 )
-from switchboard.codec import SCHEMA_DIR, SINGLE_OBJECT_MARKER
+from switchboard.codec import SCHEMA_DIR, SINGLE_OBJECT_MARKER, Codec
 from switchboard.domain import job_id_for
 from switchboard.kafka import header_value
 
+V1_CODEC = Codec(reader_versions={"AlertEvent": 1})
 FUTURE_FIELD = {"name": "runbook_url", "type": "string"}
 
 
@@ -73,6 +74,21 @@ def test_routes_an_event_to_a_command_and_a_queued_job(world, reader) -> None:
     assert [(e["job_id"], e["state"], e["attempt"]) for e in events] == [
         (job_id, "queued", 1)
     ]
+
+
+def test_routes_events_written_with_the_older_schema(world, reader) -> None:
+    """A v1 AlertEvent (no labels) is read as v2 and routed like any other."""
+    world.rule(world.channel())
+    alert = world.alert("a-1")
+    old = {key: value for key, value in alert.items() if key != "labels"}
+    world.send_raw(f"{world.tenant_id}/a-1", V1_CODEC.encode("AlertEvent", old))
+    world.producer.flush(30)
+
+    with world.running():
+        sent = commands(world, reader, "webhook", 1)
+
+    assert [c["alert"]["event_id"] for c in sent] == [alert["event_id"]]
+    assert sent[0]["alert"]["labels"] == {}
 
 
 def test_undecodable_input_is_dead_lettered_between_good_events(world, reader) -> None:

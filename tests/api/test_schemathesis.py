@@ -27,7 +27,7 @@ from services.api.app import create_app
 from services.api.tenants import create_tenant
 from switchboard.settings import Settings
 
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = 50
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

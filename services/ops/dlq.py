@@ -292,11 +292,22 @@ class Replayer:
     def run(
         self, letters: list[DeadLetter], again: bool = False, dry_run: bool = False
     ) -> list[ReplayResult]:
-        """Replay ``letters`` oldest first; stops at the first one Kafka refuses."""
-        jobs = self._job_rows([d.job_id for d in letters if d.job_id])
+        """Replay ``letters`` (of one topic) in order; stop at one Kafka refuses.
+
+        A job dead-lettered more than once is replayed from its newest dead
+        letter only: replaying each would queue the job several times.
+        """
+        jobs = self._job_rows([d.job_id for d in letters if _is_uuid(d.job_id)])
         done = replays(self._conn, letters[0].topic) if letters else {}
+        newest = {d.job_id: d for d in sorted(letters, key=_position)}
         results = []
-        for letter in sorted(letters, key=lambda d: (d.partition, d.offset)):
+        for letter in sorted(letters, key=_position):
+            if letter.command is not None and newest[letter.job_id] is not letter:
+                detail = "a newer dead letter of this job is replayed instead"
+                results.append(
+                    ReplayResult(letter, ReplayOutcome.SKIPPED, detail=detail)
+                )
+                continue
             results.append(self._one(letter, jobs, done, again, dry_run))
             if results[-1].outcome is ReplayOutcome.FAILED:
                 break
@@ -312,15 +323,18 @@ class Replayer:
     ) -> ReplayResult:
         if letter.command is None:
             return ReplayResult(letter, ReplayOutcome.SKIPPED, detail="does not decode")
-        row = jobs.get(str(letter.job_id))
-        if row is not None and row["state"] != JobState.DEAD:
-            detail = f"job is {row['state']}"
+        if not _is_uuid(letter.job_id):
+            detail = "its job id is not a job id Switchboard makes"
             return ReplayResult(letter, ReplayOutcome.SKIPPED, detail=detail)
-        command = next_command(letter.command, row)
         previous = done.get((letter.partition, letter.offset))
         if previous is not None and not again:
             detail = f"at {previous.replayed_at:%Y-%m-%d %H:%M:%S}; use --again"
             return ReplayResult(letter, ReplayOutcome.ALREADY_REPLAYED, detail=detail)
+        row = jobs.get(str(letter.job_id))
+        if row is not None and _not_replayable(row["state"], again):
+            detail = f"job is {row['state']}"
+            return ReplayResult(letter, ReplayOutcome.SKIPPED, detail=detail)
+        command = next_command(letter.command, row)
         if dry_run:
             return ReplayResult(letter, ReplayOutcome.WOULD_REPLAY, command["attempt"])
         return self._replay(letter, command, again)
@@ -385,3 +399,23 @@ def next_command(command: dict[str, Any], row: dict[str, Any] | None) -> dict[st
     if row is not None:
         attempts += [row["attempts"], row["state_attempt"]]
     return {**command, "attempt": max(attempts) + 1, "not_before": None}
+
+
+def _is_uuid(text: str | None) -> bool:
+    try:
+        uuid.UUID(text or "")
+    except ValueError:
+        return False
+    return True
+
+
+def _position(letter: DeadLetter) -> tuple[int, int]:
+    return letter.partition, letter.offset
+
+
+def _not_replayable(state: str, again: bool) -> bool:
+    # A delivered job is done. A queued or retrying one is already on its way
+    # (retried since it died); --again says to send it once more regardless.
+    if state == JobState.DELIVERED:
+        return True
+    return state in (JobState.QUEUED, JobState.RETRYING) and not again

@@ -198,3 +198,32 @@ def _job_row(conn, command: dict, state: str, attempts: int) -> None:
             alert["occurred_at"],
         ),
     )
+
+
+def test_a_job_dead_lettered_twice_is_replayed_once_from_its_newest(
+    settings, codec, make_topic
+):
+    topic = make_topic("dlqtwice")
+    tenant, channel = str(uuid.uuid4()), str(uuid.uuid4())
+    first = make_command(tenant, channel, attempt=6)
+    later = {**first, "attempt": 8}
+    produce(
+        settings,
+        topic,
+        [
+            (channel, codec.encode("DeliveryCommand", c), dead_letter_headers("x", a))
+            for c, a in ((first, 6), (later, 8))
+        ],
+    )
+    starts = end_offsets(settings, MAIN_TOPIC)
+
+    results = json.loads(
+        _cli("dlq", "replay", "webhook", "--topic", topic, "--all", "--json").stdout
+    )
+
+    assert [(r["offset"], r["outcome"], r["attempt"]) for r in results] == [
+        (0, "skipped", None),
+        (1, "replayed", 9),
+    ]
+    replayed = _replayed_commands(settings, codec, starts, channel)
+    assert [(c["job_id"], c["attempt"]) for c in replayed] == [(first["job_id"], 9)]

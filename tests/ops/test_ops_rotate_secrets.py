@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from psycopg.types.json import Jsonb
@@ -13,6 +16,7 @@ from switchboard.config_cache import channel_key
 from switchboard.secrets import SecretBox, SecretsError
 from switchboard.settings import Settings
 
+SWITCHBOARD = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "switchboard"
 SECRETS = {"signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 
 
@@ -83,3 +87,25 @@ def _outbox_tokens(conn, codec, channel_id: uuid.UUID) -> list[str]:
     ).fetchall()
     events = [codec.decode("ConfigEvent", row["payload"]) for row in rows]
     return [event["channel"]["secrets_encrypted"] for event in events]
+
+
+def test_the_command_rotates_with_the_keys_from_the_environment(
+    settings, dict_conn, unique
+):
+    old_key, new_key = SecretBox.generate_key(), SecretBox.generate_key()
+    tenant_id, _key = create_tenant(dict_conn, f"ops-rotate-cli-{unique}")
+    channel_id = _channel(dict_conn, tenant_id, SecretBox(old_key).encrypt(SECRETS))
+    env = {
+        **os.environ,
+        "SWITCHBOARD_SECRET_KEY": new_key,
+        "SWITCHBOARD_PREVIOUS_SECRET_KEYS": f"{SecretBox.generate_key()},{old_key}",
+    }
+    command = [str(SWITCHBOARD), "secrets", "rotate", "--tenant", str(tenant_id)]
+
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "re-encrypted 1 channel(s)" in result.stdout
+    assert SecretBox(new_key).decrypt(_token(dict_conn, channel_id)) == SECRETS

@@ -11,14 +11,12 @@ operator skipped explicitly.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import uuid
-from typing import Any
 
 import psycopg
 from cutover_fixture import SECRETS, Legacy
-from psycopg.rows import dict_row
+from cutover_reference import SKIPPED, events, old_selection, rows
 
 from services.cutover.legacy import LEGACY_TABLES, present_tables
 from services.cutover.report import plan_text, result_json
@@ -26,21 +24,8 @@ from services.cutover.run import run_cutover
 from services.router.matcher import RuleIndex
 from switchboard.codec import Codec
 from switchboard.config_cache import ChannelRecord, RuleRecord
-from switchboard.domain import EventKind, Severity
 from switchboard.secrets import SecretBox
 from switchboard.settings import Settings
-
-UNCONVERTIBLE_INTEGRATIONS = ("sms", "bad_url", "no_from", "private")
-UNCONVERTIBLE_ROUTES = ("r_sms", "r_deleted", "r_bad_url", "r_bad_severity")
-# What an operator skips after reading the plan: the broken integrations (which
-# covers their routes and jobs), the two broken routes and the unfinished jobs.
-SKIPPED = (
-    *UNCONVERTIBLE_INTEGRATIONS,
-    "r_deleted",
-    "r_bad_severity",
-    "j_pending",
-    "j_processing",
-)
 
 
 def count(url: str, table: str) -> int:
@@ -48,11 +33,6 @@ def count(url: str, table: str) -> int:
         row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     assert row is not None
     return int(row[0])
-
-
-def rows(url: str, query: str, *params: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def test_plan_changes_nothing_and_reports_every_awkward_row(
@@ -256,46 +236,6 @@ def test_drop_is_refused_before_any_apply(
         assert present_tables(conn) == LEGACY_TABLES
 
 
-# The plain reference of the old routes' semantics. A route selects its
-# integration when the route and the integration are enabled, the integration
-# exists, and every non-NULL, non-empty matcher matches; severities and kinds
-# compare case-insensitively; every matching route delivers (no stop, no throttle).
-
-
-def old_route_selects(
-    route: dict[str, Any], integration: dict | None, event: dict[str, Any]
-) -> bool:
-    if not route["enabled"] or integration is None or not integration["enabled"]:
-        return False
-    if route["tenant_id"] != event["tenant_id"]:
-        return False
-    if route["site_ids"] and event["site_id"] not in route["site_ids"]:
-        return False
-    prefixes = route["device_prefixes"]
-    if prefixes and not (
-        event["device_id"] and any(event["device_id"].startswith(p) for p in prefixes)
-    ):
-        return False
-    if route["alert_types"] and event["alert_type"] not in route["alert_types"]:
-        return False
-    minimum = route["min_severity"]
-    if minimum and Severity(event["severity"]).rank < Severity(minimum.upper()).rank:
-        return False
-    kinds = {kind.upper() for kind in route["deliver_on"] or []}
-    return not kinds or event["kind"] in kinds
-
-
-def old_selection(legacy: Legacy, event: dict[str, Any], skipped: set[str]) -> set[str]:
-    integrations = {row["id"]: row for row in legacy.integrations}
-    return {
-        route["integration_id"]
-        for route in legacy.routes
-        if route["id"] not in skipped
-        and route["integration_id"] not in skipped
-        and old_route_selects(route, integrations.get(route["integration_id"]), event)
-    }
-
-
 def published_config(url: str, codec: Codec) -> tuple[dict, dict]:
     """Channels and rules as a notify.config reader ends up with them."""
     channels: dict[str, ChannelRecord] = {}
@@ -310,28 +250,6 @@ def published_config(url: str, codec: Codec) -> tuple[dict, dict]:
                 value[name] = tuple(value[name])
             rules[value["id"]] = RuleRecord(**value)
     return channels, rules
-
-
-def events(legacy: Legacy) -> list[dict[str, Any]]:
-    grid = itertools.product(
-        (legacy.known_tenant, legacy.new_tenant),
-        (None, "site-a", "site-b", "site-c"),
-        (None, "core-1", "lab-7", "lab2-x", "edge-1"),
-        ("link_down", "power", "temp", "other"),
-        [str(s) for s in Severity],
-        [str(k) for k in EventKind],
-    )
-    return [
-        {
-            "tenant_id": tenant,
-            "site_id": site,
-            "device_id": device,
-            "alert_type": kind,
-            "severity": severity,
-            "kind": event_kind,
-        }
-        for tenant, site, device, kind, severity, event_kind in grid
-    ]
 
 
 def assert_routing_equivalent(legacy: Legacy, codec: Codec) -> None:

@@ -14,6 +14,8 @@ from ui_support import (
     sign_in,
 )
 
+from services.api.tenants import revoke_key
+
 CHANNELS = "/customer/notification-channels"
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -25,8 +27,8 @@ def _new_webhook(page: Page, name: str, url: str) -> None:
     page.get_by_label("URL").fill(url)
 
 
-def test_sign_in_refuses_a_wrong_key_beside_the_field(
-    page: Page, make_tenant, server: str
+def test_sign_in_session_cookie_revoked_key_and_sign_out(
+    page: Page, make_tenant, server: str, conn: psycopg.Connection
 ) -> None:
     page.goto("/ui/channels")
     expect(page).to_have_url(re.compile(r"/ui/sign-in\?next=/ui/channels$"))
@@ -46,6 +48,16 @@ def test_sign_in_refuses_a_wrong_key_beside_the_field(
     )
     assert tenant.key not in cookie["value"]
 
+    revoke_key(conn, tenant.key)
+    page.goto("/ui/rules")
+    expect(page).to_have_url(re.compile(r"/ui/sign-in\?next=/ui/rules$"))
+    assert not [
+        c
+        for c in page.context.cookies()
+        if c["name"] == "sb_session" and c["value"] == cookie["value"]
+    ]
+
+    sign_in(page, make_tenant().key)
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator(".notice")).to_have_text("Signed out.")
     page.goto("/ui/channels")
@@ -72,9 +84,20 @@ def test_bad_url_is_shown_beside_the_field_then_the_channel_is_created(
     page.get_by_label("Signing secret").fill(SIGNING_SECRET)
     page.get_by_role("button", name="Create channel").click()
     expect(page.locator(".notice")).to_have_text("Channel “Broken hook” created.")
-    expect(page.locator("#f-secrets-signing-secret-status")).to_contain_text("set")
+    status = page.locator("#f-secrets-signing-secret-status")
+    expect(status).to_contain_text("set")
+    expect(status).not_to_contain_text("not set")
     assert SIGNING_SECRET not in page.content()
     shoot(page, "channel-edit")
+
+    page.get_by_label("Signing secret").fill("whsec_short")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#f-secrets-signing-secret-error")).to_contain_text("base64")
+    expect(page.get_by_label("Signing secret")).to_have_value("")
+    page.get_by_label("Remove this secret").check()
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator(".notice")).to_have_text("Changes saved.")
+    expect(status).to_contain_text("not set")
 
 
 def test_edit_disable_enable_and_delete_a_channel(page: Page, make_tenant) -> None:

@@ -12,6 +12,7 @@ they name.
 from __future__ import annotations
 
 import enum
+import json
 import math
 import types
 import typing
@@ -66,6 +67,7 @@ class FormField:
     optional: bool = False
     choices: list[tuple[str, str]] = field(default_factory=list)
     value: Any = None
+    empty_choice: str = "(none)"
     secret_set: bool = False
     error: str = ""
 
@@ -103,6 +105,8 @@ def _widget(name: str, annotation: Any) -> tuple[str, list[tuple[str, str]]]:
     if origin is list:
         if args and _is_class(args[0], enum.Enum):
             return "multi", [(str(m.value), str(m.value)) for m in args[0]]
+        if args and _is_class(args[0], BaseModel):
+            return "json", [(name, name) for name in args[0].model_fields]
         return "lines", []
     if origin is dict:
         return "pairs", []
@@ -144,6 +148,8 @@ def display(kind: str, value: Any) -> Any:
         return "\n".join(f"{k}: {v}" for k, v in value.items())
     if kind == "multi":
         return [str(item) for item in value]
+    if kind == "json":
+        return json.dumps(value, indent=2, ensure_ascii=False) if value else ""
     if isinstance(value, enum.Enum):
         return str(value.value)
     return value if kind == "checkbox" else str(value)
@@ -189,6 +195,7 @@ def rule_fields(
             form_field.choices = [(str(c["id"]), c["name"]) for c in channels]
         if form_field.name == "min_severity":
             form_field.label = "Minimum severity"
+            form_field.empty_choice = "Any severity"
     return fields
 
 
@@ -212,6 +219,14 @@ def _pairs(text: str, name: str, problems: dict[str, str]) -> dict[str, str]:
     return pairs
 
 
+def _json(text: str, name: str, problems: dict[str, str]) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        problems[name] = f"not valid JSON: {error}"
+        return None
+
+
 def parse_value(form_field: FormField, form: FormData, problems: dict[str, str]) -> Any:
     """The JSON value of one input; None when left empty."""
     if form_field.kind == "checkbox":
@@ -227,6 +242,8 @@ def parse_value(form_field: FormField, form: FormData, problems: dict[str, str])
         return [line.strip() for line in text.splitlines() if line.strip()]
     if form_field.kind == "pairs":
         return _pairs(text, form_field.name, problems)
+    if form_field.kind == "json":
+        return _json(text, form_field.name, problems)
     if form_field.kind == "select" and all(c.isdigit() for c, _ in form_field.choices):
         return int(text) if text.isdigit() else text
     return text

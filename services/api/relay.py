@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -33,6 +34,10 @@ BATCH_SIZE = 500
 POLL_INTERVAL_S = 1.0
 ACK_TIMEOUT_S = 30.0
 RECONNECT_DELAY_S = 2.0
+# Published rows are kept a while for operators to inspect, then removed; the
+# compacted topic, not the table, is the history consumers read.
+PUBLISHED_RETENTION_DAYS = 7
+PURGE_INTERVAL_S = 600.0
 
 PUBLISHED = Counter(
     "switchboard_relay_published_total", "Outbox rows published to notify.config."
@@ -100,9 +105,13 @@ class OutboxRelay:
             LEADER.set(1)
             log.info("relay holds the outbox lock", extra={"topic": self._topic})
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            next_purge = time.monotonic()
             while not self._stopping.is_set():
                 while self.publish_batch(conn) == BATCH_SIZE:
                     pass
+                if time.monotonic() >= next_purge:
+                    self.purge_published(conn)
+                    next_purge = time.monotonic() + PURGE_INTERVAL_S
                 # Sleep until the API's NOTIFY or the poll interval, whichever
                 # comes first; polling also covers writers that do not notify.
                 list(conn.notifies(timeout=POLL_INTERVAL_S, stop_after=1))
@@ -139,6 +148,18 @@ class OutboxRelay:
             "outbox rows published", extra={"count": len(rows), "last": rows[-1].id}
         )
         return len(rows)
+
+    @staticmethod
+    def purge_published(conn: psycopg.Connection) -> int:
+        """Delete rows published more than the retention ago; how many were."""
+        deleted = conn.execute(
+            "DELETE FROM config_outbox WHERE published_at < now() - make_interval("
+            "days => %s)",
+            (PUBLISHED_RETENTION_DAYS,),
+        ).rowcount
+        if deleted:
+            log.info("published outbox rows purged", extra={"count": deleted})
+        return deleted
 
     def _produce_acknowledged(self, rows: list[OutboxRow]) -> None:
         failures: list[KafkaError] = []

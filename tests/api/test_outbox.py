@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -328,3 +328,35 @@ def test_a_running_router_uses_a_rule_changed_through_the_api(
     wait_for(lambda: collect() or marker in routed, "the marker event's command")
     commands.close()
     assert stale not in routed
+
+
+def test_published_rows_are_purged_after_the_retention(
+    settings: Settings, conn: psycopg.Connection, unique: str
+) -> None:
+    old, recent, pending = (
+        conn.execute(
+            "INSERT INTO config_outbox (message_key, payload, published_at)"
+            " VALUES (%s, NULL, %s) RETURNING id",
+            (f"channel:purge-{unique}", published_at),
+        ).fetchone()[0]
+        for published_at in (
+            datetime.now(UTC) - timedelta(days=30),
+            datetime.now(UTC),
+            None,
+        )
+    )
+    try:
+        OutboxRelay.purge_published(conn)
+
+        left = {
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM config_outbox WHERE id = ANY(%s)",
+                ([old, recent, pending],),
+            )
+        }
+        assert left == {recent, pending}
+    finally:
+        conn.execute(
+            "DELETE FROM config_outbox WHERE id = ANY(%s)", ([recent, pending],)
+        )

@@ -198,6 +198,7 @@ def test_another_tenants_channels_never_appear(
         response = page.goto(path)
         assert response is not None and response.status == 404
         expect(page.locator("body")).not_to_contain_text(other.name)
+    shoot(page, "not-found")
 
     page.goto(f"/ui/deliveries?channel_id={theirs['id']}")
     options = page.locator("#f-channel option").all_inner_texts()

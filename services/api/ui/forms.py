@@ -196,6 +196,7 @@ def rule_fields(
         if form_field.name == "min_severity":
             form_field.label = "Minimum severity"
             form_field.empty_choice = "Any severity"
+            form_field.hint = "Match alerts at least this severe."
     return fields
 
 

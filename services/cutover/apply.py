@@ -130,33 +130,44 @@ def _rules(conn: psycopg.Connection, plan: Plan, codec: Codec) -> int:
 
 
 def _history(conn: psycopg.Connection, jobs: list[JobItem]) -> dict[str, int]:
-    attempts = 0
-    with conn.cursor() as cursor:
-        for item in jobs:
-            assert item.copy is not None
-            _insert(cursor, "notification_jobs", item.copy.job, "(job_id)")
-            for row in item.copy.log:
-                _insert(
-                    cursor,
-                    "notification_log",
-                    {"job_id": item.legacy_id, **row},
-                    "(job_id, attempt, state)",
-                )
-            attempts += len(item.copy.log)
-            _remember(conn, JOBS, item.legacy_id, item.legacy_id)
-    return {"jobs": len(jobs), "attempts": attempts}
+    job_rows = [item.copy.job for item in jobs if item.copy is not None]
+    log_rows = [
+        {"job_id": item.legacy_id, **row}
+        for item in jobs
+        if item.copy is not None
+        for row in item.copy.log
+    ]
+    _insert_many(conn, "notification_jobs", job_rows, "(job_id)")
+    _insert_many(conn, "notification_log", log_rows, "(job_id, attempt, state)")
+    _remember_many(conn, JOBS, [(item.legacy_id, item.legacy_id) for item in jobs])
+    return {"jobs": len(job_rows), "attempts": len(log_rows)}
 
 
-def _insert(
-    cursor: psycopg.Cursor, table: str, row: dict[str, Any], conflict: str
+def _insert_many(
+    conn: psycopg.Connection, table: str, rows: list[dict[str, Any]], conflict: str
 ) -> None:
-    columns = ", ".join(row)
-    placeholders = ", ".join(["%s"] * len(row))
-    cursor.execute(
-        f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
-        f" ON CONFLICT {conflict} DO NOTHING",
-        tuple(row.values()),
-    )
+    """Insert rows that all have the same keys, in one pipelined batch."""
+    if not rows:
+        return
+    columns = ", ".join(rows[0])
+    placeholders = ", ".join(["%s"] * len(rows[0]))
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+            f" ON CONFLICT {conflict} DO NOTHING",
+            [tuple(row.values()) for row in rows],
+        )
+
+
+def _remember_many(
+    conn: psycopg.Connection, table: str, pairs: list[tuple[Any, Any]]
+) -> None:
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO legacy_cutover_items (legacy_table, legacy_id, new_id)"
+            " VALUES (%s, %s, %s)",
+            [(table, legacy_id, new_id) for legacy_id, new_id in pairs],
+        )
 
 
 def _remember(

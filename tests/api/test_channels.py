@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import uuid
 
 import psycopg
@@ -231,3 +232,26 @@ def test_unknown_and_malformed_ids(tenant: TenantKey) -> None:
     assert missing.json()["detail"][0]["field"] == "channel_id"
     assert malformed.status_code == 422
     assert malformed.json()["detail"][0]["field"] == "channel_id"
+
+
+def test_no_secret_reaches_the_logs_or_an_error(
+    tenant: TenantKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "T000/B000/s3cr3t-slack-token"
+    body = {
+        "channel_type": "slack",
+        "name": "s",
+        "secrets": {"webhook_url": f"https://hooks.slack.com/services/{token}"},
+    }
+    caplog.set_level(logging.DEBUG)
+
+    created = tenant.client.post(BASE, json=body).json()
+    refused = tenant.client.patch(
+        f"{BASE}/{created['id']}",
+        json={"secrets": {"webhook_url": f"http://10.0.0.1/{token}"}},
+    )
+    tenant.client.get(BASE)
+
+    assert refused.status_code == 422
+    assert "s3cr3t" not in refused.text
+    assert "s3cr3t" not in caplog.text

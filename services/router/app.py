@@ -30,6 +30,7 @@ from confluent_kafka import (
 )
 
 from services.router import metrics
+from services.router.encoding import SplicedRecord, alert_body
 from services.router.matcher import Match, RuleIndex
 from services.router.throttle import (
     ChangelogReader,
@@ -126,6 +127,8 @@ class Router:
         self._topics = topics
         self._options = options
         self._codec = codec or default_codec()
+        self._commands = SplicedRecord(self._codec, "DeliveryCommand")
+        self._job_events = SplicedRecord(self._codec, "JobEvent")
         self._cache = ConfigCache(settings, self._codec, topic=topics.config)
         self._index = RuleIndex()
         self._rules: dict[str, RuleRecord] = {}
@@ -291,8 +294,9 @@ class Router:
             self._throttle.load(
                 message.partition(), self._reader.read(message.partition())
             )
+        body = alert_body(self._codec, message.value(), alert)
         for match in matches:
-            self._emit(message.partition(), alert, match, tally, created_at)
+            self._emit(message.partition(), alert, body, match, tally, created_at)
 
     def _decode(self, message: Message) -> dict[str, Any]:
         value = message.value()
@@ -304,6 +308,7 @@ class Router:
         self,
         partition: int,
         alert: dict[str, Any],
+        body: bytes,
         match: Match,
         tally: BatchTally,
         created_at: Any,
@@ -319,7 +324,7 @@ class Router:
             self._produce(
                 self._topics.delivery(match.channel_type),
                 match.channel_id,
-                self._codec.encode("DeliveryCommand", command),
+                self._commands.encode(command, body),
             )
             event = job_event(command, JobState.QUEUED, 1, occurred_at=created_at)
             tally.jobs[match.channel_type] += 1
@@ -333,7 +338,7 @@ class Router:
             )
             tally.suppressed[match.channel_type] += 1
         self._produce(
-            self._topics.jobs, command["job_id"], self._codec.encode("JobEvent", event)
+            self._topics.jobs, command["job_id"], self._job_events.encode(event, body)
         )
 
     def _allowed(self, partition: int, alert: dict[str, Any], match: Match) -> bool:

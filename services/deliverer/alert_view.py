@@ -97,22 +97,38 @@ def fit(
     """Cut ``text`` so ``cost(result) <= budget``, ending with ``marker`` if cut.
 
     ``cost`` measures a string in the vendor's unit (characters, UTF-16 code
-    units, UTF-8 bytes, escaped length) and must be additive over characters.
+    units, UTF-8 bytes, escaped length): additive over characters, and at
+    least 1 for each.
     The cut never splits a character and never separates a character from
     the combining marks, variation selectors or joiners that follow it.
     """
-    if cost(text) <= budget:
+    # A text with more characters than the budget is over it without measuring.
+    if len(text) <= budget and cost(text) <= budget:
         return text
     room = budget - cost(marker)
     if room < 0:
         return ""
-    end, used = 0, 0
-    for char in text:
-        used += cost(char)
-        if used > room:
-            break
-        end += 1
-    return text[: _grapheme_start(text, end)] + marker
+    return text[: _grapheme_start(text, _longest_prefix(text, room, cost))] + marker
+
+
+def _longest_prefix(text: str, room: int, cost: Callable[[str], int]) -> int:
+    """The largest ``end`` with ``cost(text[:end]) <= room``.
+
+    A binary search that measures only the slice between the last prefix
+    known to fit and the probe (``cost`` is additive), so the work stays in the
+    C implementations of ``cost`` and is linear in the text: megabytes of
+    details are fitted in milliseconds, without holding up the event loop.
+    """
+    # Every character costs at least 1, so no more than ``room`` of them fit.
+    low, high, used = 0, min(len(text), room), 0
+    while low < high:
+        middle = (low + high + 1) // 2
+        extra = cost(text[low:middle])
+        if used + extra <= room:
+            low, used = middle, used + extra
+        else:
+            high = middle - 1
+    return low
 
 
 def _grapheme_start(text: str, index: int) -> int:

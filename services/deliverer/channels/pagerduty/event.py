@@ -87,7 +87,8 @@ def _timestamp(value: datetime | str) -> str:
 
 def _custom_details(alert: dict[str, Any]) -> dict[str, Any]:
     details = {
-        "details": alert.get("details"),
+        # Characters past the size limit can never be sent (see reduce_to_limit).
+        "details": (alert.get("details") or "")[: MAX_EVENT_BYTES + 1] or None,
         "alert_id": alert["alert_id"],
         "alert_type": alert["alert_type"],
         "event_kind": str(alert["kind"]),

@@ -19,8 +19,6 @@ MAX_TEXT_BLOCK_CHARS = 3000
 MAX_FIELD_CHARS = 2000
 MAX_HEADER_CHARS = 150
 
-_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-
 SEVERITY_EMOJI = {
     "CRITICAL": ":red_circle:",
     "HIGH": ":large_orange_circle:",
@@ -33,7 +31,8 @@ CLOSED_EMOJI = ":white_check_mark:"
 
 def escape(text: str) -> str:
     """Escape ``text`` for Slack mrkdwn; applied exactly once, to raw text."""
-    return "".join(_ESCAPES.get(char, char) for char in text)
+    # "&" first, so the "&" of the other two escapes is not escaped again.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _escaped_units(text: str) -> int:

@@ -159,7 +159,7 @@ def _event_size_with(job, sender_details: str) -> int:
 async def test_body_is_at_most_512_kb_by_cutting_details_first(
     sender, job, pagerduty, extra
 ):
-    base = _event_size_with(job, "")
+    base = _event_size_with(job, "d") - 1
     details = "d" * (MAX_EVENT_BYTES - base + extra)
     command, channel = job(details=details, labels={})
 

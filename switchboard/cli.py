@@ -708,7 +708,7 @@ def cutover_command(
             skip=[value for value in ids if value],
         )
     except Exception as error:
-        raise fail(f"cutover failed: {error}") from None
+        raise fail(_cutover_failure(error)) from None
     if json_output:
         report = result_json(
             result.plan, result.applied, result.dropped, result.refused
@@ -718,6 +718,18 @@ def cutover_command(
         _print_cutover(result, apply, with_history)
     if result.refused:
         raise typer.Exit(code=1)
+
+
+def _cutover_failure(error: Exception) -> str:
+    """One line for a failed cutover; a database's own detail may quote row values."""
+    import psycopg
+
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return "the Switchboard database is not migrated; run `switchboard migrate`"
+    if isinstance(error, psycopg.Error):
+        primary = error.diag.message_primary or str(error).splitlines()[0]
+        return f"cutover stopped and its transaction was rolled back: {primary}"
+    return f"cutover failed: {error}"
 
 
 def _print_cutover(result, apply: bool, with_history: bool) -> None:  # noqa: ANN001

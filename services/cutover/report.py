@@ -24,6 +24,10 @@ from services.deliverer.channels import CHANNEL_SPECS
 from switchboard.domain import ChannelType
 
 MASK = "***"
+STOP_OLD_SYSTEM_NOTE = (
+    "Note: stop the old system's delivery workers when applying; while both run, "
+    "an alert is delivered by both."
+)
 TENANT_NOTE = (
     "created with the old id so their alerts keep routing, named legacy-<id>, "
     "without an API key; issue one with `switchboard tenant key legacy-<id>`"
@@ -222,6 +226,8 @@ def plan_text(plan: Plan, *, with_history: bool) -> list[str]:
             if kind in content["history"]:
                 lines.append(_history_line(content["history"][kind], with_history))
     lines += _tail(data)
+    if plan.new_channels:
+        lines += ["", STOP_OLD_SYSTEM_NOTE]
     return lines
 
 

@@ -161,3 +161,10 @@ def test_a_failing_apply_writes_nothing(
         assert conn.execute("SELECT count(*) FROM config_outbox").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (1,)
         assert present_tables(conn) == LEGACY_TABLES
+
+
+def test_an_unmigrated_database_gets_a_clear_error(scratch_database: str) -> None:
+    result = cutover(scratch_database)
+
+    assert result.returncode == 1
+    assert "not migrated; run `switchboard migrate`" in result.stderr

@@ -292,3 +292,20 @@ def test_a_disabled_integration_is_converted_disabled_and_reaches_nothing(
         for event in events(legacy)
         for match in index.matches(event)
     )
+
+
+def test_history_can_be_carried_over_by_a_later_apply(
+    legacy: Legacy, cutover_settings: Settings
+) -> None:
+    first = run_cutover(cutover_settings, apply=True)
+    assert first.applied is not None and first.applied.jobs == 0
+
+    later = run_cutover(cutover_settings, apply=True, with_history=True)
+
+    assert later.applied is not None
+    assert (later.applied.channels, later.applied.rules, later.applied.jobs) == (
+        0,
+        0,
+        3,
+    )
+    assert count(legacy.url, "notification_log") == 6

@@ -11,9 +11,12 @@ read, write, pool)
 ``httpx.NetworkError`` (connect, read,  retryable, ``Reason.CONNECTION_ERROR``
 write, close errors)
 ``httpx.ProtocolError`` (remote or      retryable, ``Reason.CONNECTION_ERROR``
-local protocol violations)
+local protocol violations),
+``httpx.ProxyError``
 ``httpx.InvalidURL``,                   permanent, ``Reason.INVALID_CONFIG``
 ``httpx.UnsupportedProtocol``
+any other ``httpx.HTTPError``           retryable, ``Reason.INTERNAL_ERROR``
+(a body that does not decode)
 name resolution failure                 retryable, ``Reason.CONNECTION_ERROR``
 private or loopback target (unless      permanent, ``Reason.INVALID_CONFIG``
 ``allow_private_targets``)
@@ -86,7 +89,7 @@ class JsonPoster:
                 headers={"content-type": JSON_CONTENT_TYPE, **(headers or {})},
                 timeout=httpx.Timeout(timeout_s),
             )
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             return _scrubbed(transport_outcome(error, url), url, secrets)
         return _scrubbed(classify(response), url, secrets)
 
@@ -137,14 +140,14 @@ def _is_private(address: str) -> bool:
     )
 
 
-def transport_outcome(error: httpx.HTTPError, url: str) -> Outcome:
+def transport_outcome(error: httpx.HTTPError | httpx.InvalidURL, url: str) -> Outcome:
     """The outcome of a request that got no HTTP response; never echoes ``url``."""
     text = scrub(f"{type(error).__name__}: {error}", url)
     if isinstance(error, httpx.TimeoutException):
         return Outcome.retryable(Reason.TIMEOUT, text)
     if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
         return Outcome.permanent(Reason.INVALID_CONFIG, "the target URL is not usable")
-    if isinstance(error, httpx.NetworkError | httpx.ProtocolError):
+    if isinstance(error, httpx.NetworkError | httpx.ProtocolError | httpx.ProxyError):
         return Outcome.retryable(Reason.CONNECTION_ERROR, text)
     # Anything else from httpx (a decoding error, a closed client) is ours to fix.
     return Outcome.retryable(Reason.INTERNAL_ERROR, text)

@@ -9,6 +9,30 @@ from pydantic import BaseModel, Field
 
 from switchboard.domain import ChannelType, JobState
 
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+class JobQuery(BaseModel):
+    """Filters and paging of the job list; every filter given must hold."""
+
+    status: JobState | None = Field(None, description="Only jobs in this state.")
+    channel_id: uuid.UUID | None = Field(None, description="Only this channel's jobs.")
+    rule_id: uuid.UUID | None = Field(None, description="Only this rule's jobs.")
+    alert_id: str | None = Field(
+        None, max_length=500, description="Only jobs of this alert."
+    )
+    since: datetime | None = Field(
+        None, description="Created at or after (UTC when no offset is given)."
+    )
+    until: datetime | None = Field(
+        None, description="Created before (UTC when no offset is given)."
+    )
+    cursor: str | None = Field(
+        None, max_length=500, description="`next_cursor` of the previous page."
+    )
+    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE, description="Page size.")
+
 
 class JobPublic(BaseModel):
     """One delivery job and its current state."""

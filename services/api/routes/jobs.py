@@ -26,7 +26,7 @@ from services.api.errors import (
     not_found,
 )
 from services.api.models.common import require_storable
-from services.api.models.jobs import JobDetail, JobPage, RetryQueued
+from services.api.models.jobs import JobDetail, JobPage, JobQuery, RetryQueued
 from services.api.publish import queue_command
 from switchboard.domain import JobState
 
@@ -35,9 +35,6 @@ router = APIRouter(
     tags=["notification jobs"],
     responses=ERROR_RESPONSES,
 )
-
-DEFAULT_PAGE = 50
-MAX_PAGE = 200
 
 
 def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
@@ -62,67 +59,39 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def _filters(tenant: uuid.UUID, **given: Any) -> tuple[list[str], list[Any]]:
+def _where(tenant: uuid.UUID, query: JobQuery) -> tuple[str, list[Any]]:
     clauses, params = ["tenant_id = %s"], [tenant]
-    columns = {
-        "status": "state = %s",
-        "channel_id": "channel_id = %s",
-        "rule_id": "rule_id = %s",
-        "alert_id": "alert_id = %s",
-        "since": "created_at >= %s",
-        "until": "created_at < %s",
+    given = {
+        "state = %s": str(query.status) if query.status else None,
+        "channel_id = %s": query.channel_id,
+        "rule_id = %s": query.rule_id,
+        "alert_id = %s": query.alert_id,
+        "created_at >= %s": _utc(query.since),
+        "created_at < %s": _utc(query.until),
     }
-    for name, clause in columns.items():
-        value = given.get(name)
+    for clause, value in given.items():
         if value is not None:
             clauses.append(clause)
-            params.append(str(value) if name == "status" else value)
-    return clauses, params
+            params.append(value)
+    if query.cursor:
+        clauses.append("(created_at, job_id) < (%s, %s)")
+        params.extend(decode_cursor(query.cursor))
+    return " AND ".join(clauses), params
 
 
 @router.get("", response_model=JobPage, summary="List jobs")
 def list_jobs(
-    conn: Conn,
-    tenant: Tenant,
-    status: Annotated[
-        JobState | None, Query(description="Only jobs in this state.")
-    ] = None,
-    channel_id: Annotated[
-        uuid.UUID | None, Query(description="Only this channel.")
-    ] = None,
-    rule_id: Annotated[uuid.UUID | None, Query(description="Only this rule.")] = None,
-    alert_id: Annotated[
-        str | None, Query(max_length=500, description="Only jobs of this alert.")
-    ] = None,
-    since: Annotated[datetime | None, Query(description="Created at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="Created before.")] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=500, description="`next_cursor` of the last page.")
-    ] = None,
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_PAGE, description="Page size.")
-    ] = DEFAULT_PAGE,
+    conn: Conn, tenant: Tenant, query: Annotated[JobQuery, Query()]
 ) -> dict[str, Any]:
     """The tenant's jobs, newest first, filtered, one page at a time."""
-    require_storable(alert_id or "", "alert_id")
-    clauses, params = _filters(
-        tenant,
-        status=status,
-        channel_id=channel_id,
-        rule_id=rule_id,
-        alert_id=alert_id,
-        since=_utc(since),
-        until=_utc(until),
-    )
-    if cursor:
-        clauses.append("(created_at, job_id) < (%s, %s)")
-        params.extend(decode_cursor(cursor))
+    require_storable(query.alert_id or "", "alert_id")
+    where, params = _where(tenant, query)
     rows = conn.execute(
-        f"SELECT * FROM notification_jobs WHERE {' AND '.join(clauses)}"
+        f"SELECT * FROM notification_jobs WHERE {where}"
         " ORDER BY created_at DESC, job_id DESC LIMIT %s",
-        (*params, limit + 1),
+        (*params, query.limit + 1),
     ).fetchall()
-    page, more = rows[:limit], len(rows) > limit
+    page, more = rows[: query.limit], len(rows) > query.limit
     last = page[-1] if more else None
     return {
         "items": page,

@@ -687,7 +687,10 @@ def cutover_command(
         help="Drop the old tables once every old row is converted or skipped.",
     ),
     skip: list[str] = typer.Option(  # noqa: B008 - typer's way to declare a list
-        None, "--skip", help="Old row id to leave out (repeatable, or comma-separated)."
+        None,
+        "--skip",
+        help="Old row id to leave out (repeatable, or comma-separated); an "
+        "integration's id also covers its routes and jobs.",
     ),
 ) -> None:
     """Convert the old integrations system: plan (default), apply, then drop it."""
@@ -733,6 +736,7 @@ def _cutover_failure(error: Exception) -> str:
 
 
 def _print_cutover(result, apply: bool, with_history: bool) -> None:  # noqa: ANN001
+    """Print a cutover run for people: the plan, then what was applied and dropped."""
     from services.cutover.report import plan_text
 
     title = "Legacy cutover" if apply else "Legacy cutover plan (nothing written)"
@@ -741,12 +745,13 @@ def _print_cutover(result, apply: bool, with_history: bool) -> None:  # noqa: AN
         print(line)
     if result.applied is not None:
         counts = result.applied
-        print(
-            "\nApplied in one transaction: nothing new" if counts.nothing else
-            f"\nApplied in one transaction: {counts.tenants} tenants, "
-            f"{counts.channels} channels, {counts.rules} rules, {counts.jobs} jobs, "
-            f"{counts.attempts} attempts"
+        done = (
+            "nothing new"
+            if counts.nothing
+            else f"{counts.tenants} tenants, {counts.channels} channels, "
+            f"{counts.rules} rules, {counts.jobs} jobs, {counts.attempts} attempts"
         )
+        print(f"\nApplied in one transaction: {done}")
     if result.dropped is not None:
         tables = ", ".join(f"{t} ({n} rows)" for t, n in result.dropped.tables.items())
         print(f"\nDropped in one transaction: {tables}")

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # How many ids a refusal lists per kind of leftover before "and N more".
 MAX_IDS_SHOWN = 20
+LOCK_TIMEOUT_S = 15
 
 
 class DropRefused(Exception):
@@ -56,6 +57,9 @@ def drop_legacy(
         present = present_tables(source)
         if not present:
             raise DropRefused(["the old tables do not exist (dropped already?)"])
+        # A still-running old worker holds locks on these tables; fail clearly
+        # instead of waiting behind it forever.
+        source.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'")
         source.execute(f"LOCK TABLE {', '.join(present)} IN ACCESS EXCLUSIVE MODE")
         reasons = _leftovers(source, present, converted, skipped)
         if reasons:

@@ -11,9 +11,11 @@ import pytest
 from api_support import CHANNELS, JOBS, RULES, WEBHOOK, TenantKey
 from fastapi.testclient import TestClient
 
+from services.api.app import create_app
 from services.api.models.channels import EXAMPLES
 from services.api.tenants import revoke_key
 from switchboard.domain import ChannelType
+from switchboard.settings import Settings
 
 SWITCHBOARD = os.path.join(os.path.dirname(sys.executable), "switchboard")
 
@@ -202,3 +204,17 @@ def _api_model_names() -> set[str]:
 
 def test_the_webhook_example_is_a_valid_channel(tenant: TenantKey) -> None:
     assert tenant.create_channel(WEBHOOK)["channel_type"] == "webhook"
+
+
+def test_readyz_is_503_when_kafka_does_not_answer(settings: Settings) -> None:
+    unreachable = settings.model_copy(update={"kafka_bootstrap": "127.0.0.1:1"})
+
+    with TestClient(create_app(unreachable)) as client:
+        response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "database": True,
+        "kafka": False,
+    }

@@ -44,7 +44,9 @@ class AlertView:
     footer: str
 
 
-def alert_view(command: Mapping[str, Any], template: str | None = None) -> AlertView:
+def alert_view(
+    command: Mapping[str, Any], template: str | None = None, channel_name: str = ""
+) -> AlertView:
     """Build the view of a command's alert; ``template`` replaces the headline.
 
     Raises :class:`services.deliverer.templates.TemplateError` if the template
@@ -53,7 +55,7 @@ def alert_view(command: Mapping[str, Any], template: str | None = None) -> Alert
     alert = command["alert"]
     headline = alert["summary"]
     if template:
-        headline = render(template, alert_context(dict(command)))
+        headline = render(template, alert_context(dict(command), channel_name))
     return AlertView(
         title=title(alert),
         headline=fit(headline.strip() or alert["summary"], MAX_HEADLINE_CHARS),

@@ -24,7 +24,7 @@ class Sender:
         """Build the event for the command's alert, enqueue it, classify the answer."""
         alert = command["alert"]
         try:
-            summary = _summary(command, channel.config.template)
+            summary = _summary(command, channel)
         except TemplateError as error:
             return Outcome.permanent(Reason.TEMPLATE_ERROR, str(error))
         routing_key = channel.secrets.routing_key
@@ -43,10 +43,10 @@ class Sender:
         await self._poster.close()
 
 
-def _summary(command: dict[str, Any], template: str | None) -> str:
-    if not template:
+def _summary(command: dict[str, Any], channel: ResolvedChannel) -> str:
+    if not channel.config.template:
         return command["alert"]["summary"]
-    return render(template, alert_context(command))
+    return render(channel.config.template, alert_context(command, channel.name))
 
 
 def classify_response(response: httpx.Response) -> Outcome:

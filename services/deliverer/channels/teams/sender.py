@@ -29,7 +29,7 @@ class Sender:
         """Build the card for the command's alert, post it, classify the answer."""
         alert = command["alert"]
         try:
-            view = alert_view(command, channel.config.template)
+            view = alert_view(command, channel.config.template, channel.name)
         except TemplateError as error:
             return Outcome.permanent(Reason.TEMPLATE_ERROR, str(error))
         message = build_message(view, str(alert["severity"]), str(alert["kind"]))

@@ -139,16 +139,15 @@ async def test_non_ascii_and_emoji_text_arrive_intact(sender, job, slack):
 
 
 async def test_template_renders_the_headline_in_the_sandbox(sender, job, slack):
-    template = "{{ severity }} on {{ device_id }} at {{ site_id }}: {{ summary }} <x>"
+    template = (
+        "{{ channel_name }}: {{ severity }} on {{ device_id }}: {{ summary }} <x>"
+    )
     command, channel = job(template=template)
 
     assert_outcome(await sender.send(command, channel), DELIVERED, 200)
 
     headline = _sections(slack.accepted[0])[0]
-    assert (
-        displayed(headline)
-        == "CRITICAL on router-7 at site-1: Link down on router-7 <x>"
-    )
+    assert displayed(headline) == "ops: CRITICAL on router-7: Link down on router-7 <x>"
 
 
 @pytest.mark.parametrize("template", BROKEN_TEMPLATES)

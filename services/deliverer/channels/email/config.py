@@ -79,7 +79,8 @@ class Config(ChannelConfigBase):
     def _check_name(cls, value: str | None) -> str | None:
         if value is not None and ("\r" in value or "\n" in value):
             raise ValueError("from_name must be one line")
-        return value
+        # Runs of spaces do not survive header folding; store what recipients see.
+        return " ".join(value.split()) if value is not None else None
 
     @field_validator("subject_template", "body_template")
     @classmethod

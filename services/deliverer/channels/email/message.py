@@ -15,6 +15,7 @@ import email.policy
 import email.utils
 import html
 from dataclasses import dataclass
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any
@@ -24,7 +25,10 @@ from services.deliverer.channels.email.config import Config
 from services.deliverer.text import truncate_chars
 
 # 7-bit transfer encodings and 78-character folding for every header and part.
-POLICY = email.policy.SMTP.clone(cte_type="7bit", max_line_length=78)
+# Headers this module encodes itself (see _encoded_words) are kept as written.
+POLICY = email.policy.SMTP.clone(
+    cte_type="7bit", max_line_length=78, refold_source="none"
+)
 
 # A subject is for scanning an inbox; longer ones are cut with a marker.
 MAX_SUBJECT_CHARS = 200
@@ -74,6 +78,34 @@ DEFAULT_HTML = """\
 <p style="color: #666">Sent by Switchboard for {{ tenant_id }}, job {{ job_id }}</p>
 </body></html>
 """
+
+
+def _encoded_words(text: str, header_name: str) -> str:
+    """``text`` as RFC 2047 encoded words, folded to 78 characters.
+
+    The email package's own folding may split a phrase into encoded words at
+    a space and use that space as the fold, which decoders then drop
+    (RFC 2047 section 6.2), so "Ålert «NOC»" would arrive as "Ålert«NOC»".
+    The older Header class splits inside the encoded text instead.
+    """
+    header = Header(text, "utf-8", maxlinelen=78, header_name=header_name)
+    return header.encode(linesep="\r\n")
+
+
+def _set_text_header(message: EmailMessage, name: str, text: str) -> None:
+    if text.isascii():
+        message[name] = text
+    else:
+        message.set_raw(name, _encoded_words(text, name))
+
+
+def _set_from(message: EmailMessage, display_name: str, address: str) -> None:
+    if display_name.isascii():
+        message["From"] = Address(display_name, addr_spec=address)
+    else:
+        # The address on its own line keeps every line short whatever the name.
+        encoded = _encoded_words(display_name, "From")
+        message.set_raw("From", f"{encoded}\r\n <{address}>")
 
 
 @dataclass(frozen=True)
@@ -137,11 +169,11 @@ def _message(
     command: dict[str, Any], config: Config, subject: str, text: str, html_part: str
 ) -> EmailMessage:
     message = EmailMessage(policy=POLICY)
-    message["From"] = Address(config.from_name or "", addr_spec=config.from_address)
+    _set_from(message, config.from_name or "", config.from_address)
     message["To"] = [Address(addr_spec=address) for address in config.to]
     if config.cc:
         message["Cc"] = [Address(addr_spec=address) for address in config.cc]
-    message["Subject"] = subject
+    _set_text_header(message, "Subject", subject)
     message["Date"] = email.utils.format_datetime(command["created_at"])
     message["Message-ID"] = message_id_for(command["job_id"], config.from_address)
     # RFC 3834: marks the mail as machine-sent so auto-responders stay quiet.

@@ -179,7 +179,8 @@ def _message(
     # RFC 3834: marks the mail as machine-sent so auto-responders stay quiet.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Switchboard-Job-Id"] = command["job_id"]
-    message["X-Switchboard-Alert-Id"] = _one_line(str(command["alert"]["alert_id"]))
+    alert_id = _one_line(str(command["alert"]["alert_id"]))
+    _set_text_header(message, "X-Switchboard-Alert-Id", alert_id)
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html_part, subtype="html", charset="utf-8")
     # A boundary from the job id keeps every attempt byte-identical. "=_" cannot

@@ -58,11 +58,17 @@ def alert_view(
         headline = render(template, alert_context(dict(command), channel_name))
     return AlertView(
         title=title(alert),
-        headline=fit(headline.strip() or alert["summary"], MAX_HEADLINE_CHARS),
+        headline=fit(_first_text(headline, alert), MAX_HEADLINE_CHARS),
         facts=facts(alert),
         details=alert.get("details") or None,
         footer=fit(f"{alert['source']} · alert {alert['alert_id']}", MAX_FACT_CHARS),
     )
+
+
+def _first_text(headline: str, alert: Mapping[str, Any]) -> str:
+    # Vendors refuse empty text blocks; an empty template output or summary
+    # falls back to the summary, then to the title.
+    return headline.strip() or alert["summary"].strip() or title(alert)
 
 
 def title(alert: Mapping[str, Any]) -> str:

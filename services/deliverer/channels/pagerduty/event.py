@@ -67,11 +67,14 @@ def build_event(
 
 
 def _payload(alert: dict[str, Any], summary: str, config: Config) -> dict[str, Any]:
+    # PagerDuty refuses a blank summary or source: fall back to what is there.
     source = alert.get("device_id") or alert.get("site_id") or alert["source"]
+    fallback = f"{alert['severity']} {alert['alert_type']}".strip()
+    summary = summary.strip() or alert["summary"].strip() or fallback
     payload = {
-        "summary": fit(summary.strip() or alert["summary"], MAX_SUMMARY_CHARS),
+        "summary": fit(summary, MAX_SUMMARY_CHARS),
         "severity": SEVERITIES[str(alert["severity"])],
-        "source": fit(source, MAX_SOURCE_CHARS),
+        "source": fit(source.strip() or CLIENT, MAX_SOURCE_CHARS),
         "timestamp": _timestamp(alert["occurred_at"]),
         "class": config.event_class or alert["alert_type"],
         "group": config.group or alert.get("site_id"),

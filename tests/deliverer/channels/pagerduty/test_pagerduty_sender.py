@@ -336,3 +336,17 @@ async def test_routing_key_never_reaches_logs_or_outcomes(
 
     assert [o.status_code for o in outcomes] == [202, 400, 404, 429, 500]
     assert_secret_absent(pagerduty.routing_key, outcomes, caplog)
+
+
+async def test_blank_summary_and_source_still_make_a_valid_event(
+    sender, job, pagerduty
+):
+    command, channel = job(summary=" ", source=" ", site_id=None, device_id=None)
+
+    assert_outcome(await sender.send(command, channel), DELIVERED, 202)
+
+    payload = pagerduty.accepted[0]["payload"]
+    assert (payload["summary"], payload["source"]) == (
+        "CRITICAL link_down",
+        "Switchboard",
+    )

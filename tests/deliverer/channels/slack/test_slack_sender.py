@@ -281,3 +281,11 @@ async def test_webhook_url_never_reaches_logs_or_outcomes(sender, job, slack, ca
 
     assert [o.status_code for o in outcomes] == [200, 400, 404, 429, 500]
     assert_secret_absent(slack.webhook_url, outcomes, caplog)
+
+
+async def test_blank_summary_still_makes_a_valid_message(sender, job, slack):
+    command, channel = job(summary="  ", details="", site_id="", device_id="")
+
+    assert_outcome(await sender.send(command, channel), DELIVERED, 200)
+
+    assert _sections(slack.accepted[0])[0] == "CRITICAL alert opened"

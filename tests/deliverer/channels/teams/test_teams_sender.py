@@ -273,3 +273,11 @@ async def test_webhook_url_never_reaches_logs_or_outcomes(sender, job, teams, ca
 
     assert [o.status_code for o in outcomes] == [202, 400, 404, 429, 503]
     assert_secret_absent(teams.webhook_url, outcomes, caplog)
+
+
+async def test_blank_summary_still_makes_a_valid_card(sender, job, teams):
+    command, channel = job(summary="  ", details="", site_id="", device_id="")
+
+    assert_outcome(await sender.send(command, channel), DELIVERED, 202)
+
+    assert _texts(teams.cards[0])[1] == "CRITICAL alert opened"

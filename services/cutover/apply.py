@@ -70,11 +70,9 @@ def apply_plan(
     codec = codec or default_codec()
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        state = read_target_state(conn)
         plan = build_plan(
-            snapshot,
-            read_target_state(conn),
-            skip,
-            allow_private_targets=settings.allow_private_targets,
+            snapshot, state, skip, allow_private_targets=settings.allow_private_targets
         )
         applied = Applied(
             tenants=_tenants(conn, plan),
@@ -82,7 +80,9 @@ def apply_plan(
             rules=_rules(conn, plan, codec),
             **(_history(conn, plan.new_jobs) if with_history else {}),
         )
-        _record_run(conn, applied, with_history)
+        # A re-run that finds everything converted changes nothing at all.
+        if not (applied.nothing and state.applied):
+            _record_run(conn, applied, with_history)
     log.info("legacy cutover applied", extra=asdict(applied))
     return plan, applied
 

@@ -222,6 +222,7 @@ class _Planner:
         skip: Iterable[str],
         allow_private_targets: bool,
     ) -> None:
+        """Prepare to plan ``snapshot`` against ``state``."""
         self.snapshot = snapshot
         self.state = state
         self.skip = {str(value).strip().lower() for value in skip}
@@ -232,6 +233,7 @@ class _Planner:
         self.skipped_integrations: set[uuid.UUID] = set()
 
     def plan(self) -> Plan:
+        """Place every old row: to create, converted before, skipped or refused."""
         for integration in self.snapshot.integrations:
             self._integration(integration)
         for route in self.snapshot.routes:

@@ -31,6 +31,7 @@ _SALT = "switchboard.ui.session"
 
 
 def derived_key(settings: Settings, purpose: bytes) -> bytes:
+    """A key for one ``purpose`` of the web page, derived from the secret key."""
     # Separate keys for signing and encrypting, neither equal to the key that
     # encrypts channel secrets at rest.
     root = settings.secret_key.get_secret_value().encode()

@@ -203,7 +203,7 @@ class VendorReceiver:
             time.sleep(failure.delay_s)
             failure = None
         if failure is None:
-            reply = self.handle(request)
+            reply = self._handled(request)
         elif failure.kind == "status":
             reply = self._programmed_reply(failure)
         else:
@@ -212,6 +212,15 @@ class VendorReceiver:
             return
         self._record(request, reply.status)
         _write_reply(handler, reply)
+
+    def _handled(self, request: Request) -> Reply:
+        try:
+            return self.handle(request)
+        except Exception:
+            # A fault of the receiver itself must show as one, not as a
+            # dropped connection that a test would read as a network error.
+            log.exception("receiver failed to handle a request")
+            return Reply.text(500, "receiver fault; see the test log")
 
     def _programmed_reply(self, failure: _Failure) -> Reply:
         reply = self.error_reply(failure.status)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook
 
 from services.cutover.legacy import LegacyIntegration, LegacyRoute, LegacySnapshot
 from services.cutover.plan import Plan, TargetState, build_plan
 from services.deliverer import templates
 from services.deliverer.channels.mqtt.message import render_topic
+from services.deliverer.channels.webhook.sender import signature_headers
 
 TENANT = str(uuid.uuid4())
 HOST = "93.184.215.60"
@@ -219,3 +225,20 @@ def test_route_and_integration_of_different_tenants() -> None:
     target = integration("webhook", {"url": f"https://{HOST}/h"})
     plan = plan_of(target, routes=(route(target, tenant_id=str(uuid.uuid4())),))
     assert plan.unconvertible[0].problems[0][0] == "tenant_id"
+
+
+def test_receivers_can_verify_with_the_old_secret_bytes() -> None:
+    old_secret = "the-old-hmac-secret-of-some-length"
+    _, secrets = converted(
+        "webhook", {"url": f"https://{HOST}/h", "secret": old_secret}
+    )
+    moment = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    body = b'{"alert": "x"}'
+
+    headers = signature_headers(
+        Webhook(secrets["signing_secret"]), "job-1", moment, body
+    )
+
+    signed = f"job-1.{int(moment.timestamp())}.".encode() + body
+    digest = hmac.new(old_secret.encode(), signed, hashlib.sha256).digest()
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()

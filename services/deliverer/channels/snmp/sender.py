@@ -50,7 +50,11 @@ SNMP_ERRORS = (PySnmpError, PyAsn1Error, errind.ErrorIndication, OSError, Timeou
 # part of the deadline, so a lost INFORM is reported as such, not as the
 # deadline passing.
 INFORM_RETRANSMISSIONS = 2
-INFORM_SHARE_OF_DEADLINE = 0.6
+INFORM_SHARE_OF_DEADLINE = 0.5
+
+# Engines kept at once; each holds a UDP socket. The least recently used one
+# is closed beyond this, and made again if its channel sends later.
+MAX_ENGINES = 500
 
 AUTH_PROTOCOLS = {
     "MD5": hlapi.usmHMACMD5AuthProtocol,
@@ -148,11 +152,15 @@ class Sender:
 
     def _engine(self, channel: ResolvedChannel) -> hlapi.SnmpEngine:
         fingerprint = _fingerprint(channel)
-        entry = self._engines.get(channel.id)
+        entry = self._engines.pop(channel.id, None)
         if entry is not None and entry.fingerprint == fingerprint:
+            self._engines[channel.id] = entry  # Now the most recently used.
             return entry.engine
         if entry is not None:
             entry.engine.close_dispatcher()
+        if len(self._engines) >= MAX_ENGINES:
+            oldest = next(iter(self._engines))
+            self._engines.pop(oldest).engine.close_dispatcher()
         engine_id = channel.config.engine_id or engine_id_for(
             channel.id, channel.config.enterprise_oid
         )

@@ -200,7 +200,7 @@ async def test_v2c_inform_is_acknowledged(receiver, sender, make_command, make_c
 
 async def test_lost_inform_is_retryable(sender, make_command, make_channel, caplog):
     caplog.set_level(logging.DEBUG)
-    channel = make_channel(free_udp_port(), notification="inform", timeout_s=1)
+    channel = make_channel(free_udp_port(), notification="inform", timeout_s=2)
 
     outcome = await sender.send(make_command(), channel)
 

@@ -171,13 +171,14 @@ async def _open(config: Config, password: str | None) -> aiosmtplib.SMTP:
         tls_context=_tls(config),
         timeout=config.timeout_s,
     )
-    await smtp.connect()
-    if config.username:
-        try:
+    try:
+        await smtp.connect()
+        if config.username:
             await smtp.login(config.username, password or "")
-        except SMTP_ERRORS:
-            smtp.close()
-            raise
+    except BaseException:
+        # Includes the deadline's cancellation mid-handshake.
+        smtp.close()
+        raise
     return smtp
 
 

@@ -3,7 +3,8 @@
 =========================================  =========  ==================
 failure                                    decision   reason
 =========================================  =========  ==================
-connection refused, reset, not connected   retryable  broker_unavailable
+connection refused, reset, not connected,  retryable  broker_unavailable
+or closed before the broker acknowledged
 CONNACK 3 (server unavailable)             retryable  broker_unavailable
 no PUBACK/PUBCOMP, operation timed out     retryable  not_acknowledged
 attempt deadline                           retryable  timeout

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from services.deliverer.outcome import Outcome, Reason
+from services.deliverer.redact import redact, secret_values
 from switchboard.settings import Settings
 
 # httpx logs every request URL at INFO; webhook URLs carry tokens, so its
@@ -90,8 +91,8 @@ class JsonPoster:
                 timeout=httpx.Timeout(timeout_s),
             )
         except (httpx.HTTPError, httpx.InvalidURL) as error:
-            return _scrubbed(transport_outcome(error, url), url, secrets)
-        return _scrubbed(classify(response), url, secrets)
+            return _redacted(transport_outcome(error, url), url, secrets)
+        return _redacted(classify(response), url, secrets)
 
     async def _check_target(self, url: str) -> Outcome | None:
         if self._allow_private:
@@ -142,37 +143,23 @@ def _is_private(address: str) -> bool:
 
 def transport_outcome(error: httpx.HTTPError | httpx.InvalidURL, url: str) -> Outcome:
     """The outcome of a request that got no HTTP response; never echoes ``url``."""
-    text = scrub(f"{type(error).__name__}: {error}", url)
+    text = redact(f"{type(error).__name__}: {error}", secret_values([url]))
     if isinstance(error, httpx.TimeoutException):
         return Outcome.retryable(Reason.TIMEOUT, text)
     if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
         return Outcome.permanent(Reason.INVALID_CONFIG, "the target URL is not usable")
     if isinstance(error, httpx.NetworkError | httpx.ProtocolError | httpx.ProxyError):
         return Outcome.retryable(Reason.CONNECTION_ERROR, text)
-    # Anything else from httpx (a decoding error, a closed client) is ours to fix.
+    # Anything else from httpx (a body that does not decode) is ours to look at.
     return Outcome.retryable(Reason.INTERNAL_ERROR, text)
 
 
-def _scrubbed(outcome: Outcome, url: str, secrets: tuple[str, ...]) -> Outcome:
+def _redacted(outcome: Outcome, url: str, secrets: tuple[str, ...]) -> Outcome:
     # Some vendors quote the request path (a token) or body in their errors.
     if not outcome.error:
         return outcome
-    error = scrub(outcome.error, url)
-    for secret in secrets:
-        error = error.replace(secret, "<redacted>")
+    error = redact(outcome.error, secret_values([url, *secrets]))
     return dataclasses.replace(outcome, error=error)
-
-
-def scrub(text: str, url: str) -> str:
-    """Remove ``url`` and its path and query (where tokens live) from ``text``."""
-    parts = urlsplit(url)
-    for secret in (url, parts.path + ("?" + parts.query if parts.query else "")):
-        if len(secret) > 1:
-            text = text.replace(secret, "<redacted>")
-    for secret in (parts.query, parts.path):
-        if len(secret) > 1:
-            text = text.replace(secret, "<redacted>")
-    return text
 
 
 def json_bytes(document: Any) -> bytes:

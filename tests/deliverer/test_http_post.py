@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.deliverer.http_post import scrub, transport_outcome
+from services.deliverer.http_post import transport_outcome
 from services.deliverer.outcome import OutcomeKind, Reason
 
 URL = "https://hooks.slack.com/services/T0001/B0001/s3cr3tT0ken?sig=abc123"
@@ -47,9 +47,3 @@ def test_invalid_url_is_permanent_configuration_error():
 
     assert (outcome.kind, outcome.reason) == (PERMANENT, Reason.INVALID_CONFIG)
     assert "s3cr3tT0ken" not in outcome.error
-
-
-def test_scrub_removes_the_url_its_path_and_its_query():
-    text = f"{URL} | /services/T0001/B0001/s3cr3tT0ken | sig=abc123"
-
-    assert scrub(text, URL) == "<redacted> | <redacted> | <redacted>"

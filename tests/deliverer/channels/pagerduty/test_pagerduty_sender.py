@@ -15,6 +15,7 @@ from services.deliverer.channels.pagerduty.event import (
     dedup_key,
 )
 from services.deliverer.outcome import Reason
+from services.deliverer.redact import REDACTED
 from services.deliverer.text import TRUNCATION_MARKER
 from tests.deliverer.channels.vendor_channels import (
     BROKEN_TEMPLATES,
@@ -287,7 +288,7 @@ async def test_routing_key_echoed_by_the_target_is_redacted(sender, job, pagerdu
     outcome = await sender.send(command, channel)
 
     assert_outcome(outcome, PERMANENT, 400)
-    assert outcome.error == "HTTP 400: bad: key <redacted> refused"
+    assert outcome.error == f"HTTP 400: bad: key {REDACTED} refused"
 
 
 @pytest.mark.parametrize(

@@ -120,15 +120,19 @@ def test_a_dead_letter_is_replayed_once_unless_again(
     assert [r["outcome"] for r in second] == ["already replayed"]
     assert [(c["job_id"], c["attempt"]) for c in after_two] == [(job_id, 7)]
     assert after_two[0]["alert"] == commands[1]["alert"]
-    assert [(r["outcome"], r["attempt"]) for r in third] == [("replayed", 7)]
-    assert len(after_again) == 2
+    # A recorder reading the shared notify.jobs may have recorded the first
+    # replay's queued event by now; the next attempt then follows it.
+    again_attempt = third[0]["attempt"]
+    assert [r["outcome"] for r in third] == ["replayed"]
+    assert again_attempt in (7, 8)
+    assert [c["attempt"] for c in after_again] == [7, again_attempt]
     events = decoded(codec, "JobEvent", read_since(settings, JOBS_TOPIC, jobs_starts))
     queued = [(e["state"], e["attempt"]) for e in events if e["job_id"] == job_id]
-    assert queued == [("queued", 7), ("queued", 7)]
+    assert queued == [("queued", 7), ("queued", again_attempt)]
     row = dict_conn.execute(
         "SELECT replay_count, attempt FROM dlq_replays WHERE topic = %s", (topic,)
     ).fetchone()
-    assert row == {"replay_count": 2, "attempt": 7}
+    assert row == {"replay_count": 2, "attempt": again_attempt}
 
 
 def test_replay_all_skips_what_does_not_decode(settings, codec, dead_letters):

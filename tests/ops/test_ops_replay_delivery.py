@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from services.ops.groups import describe_group
+from services.ops.render import group_json
 from services.receivers.webhook import Reply, WebhookReceiver
 from switchboard.cli import app
-from switchboard.topics import JOBS_TOPIC, delivery_topic, dlq_topic
+from switchboard.topics import JOBS_TOPIC, deliverer_group, delivery_topic, dlq_topic
 from tests.ops.helpers import (
     decoded,
     end_offsets,
@@ -71,6 +73,16 @@ def deliverer(settings, tmp_path: Path) -> Iterator[subprocess.Popen]:
             process.wait(STOP_WAIT_S)
 
 
+def _wait_for_first_request(receiver, admin, log_path: Path) -> None:
+    """Wait for the deliverer's first request; on timeout, say what the group did."""
+    try:
+        receiver.wait_for(1, "/hook", timeout_s=STARTUP_WAIT_S)
+    except TimeoutError:
+        detail = group_json(describe_group(admin, deliverer_group("webhook")))
+        log = log_path.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"no request; group: {detail}; log: {log}") from None
+
+
 def _for_job(codec, schema: str, topic: str, starts, settings, job_id: str):
     found = decoded(codec, schema, read_since(settings, topic, starts))
     return [record for record in found if str(record["job_id"]) == job_id]
@@ -85,7 +97,7 @@ def _replay(job_id: str, *extra: str) -> list[dict]:
 
 
 def test_replayed_dead_letter_is_delivered_once_after_the_receiver_is_fixed(
-    settings, codec, receiver, deliverer
+    settings, codec, admin, receiver, deliverer, tmp_path
 ):
     tenant = str(uuid.uuid4())
     channel = publish_webhook_channel(
@@ -100,7 +112,7 @@ def test_replayed_dead_letter_is_delivered_once_after_the_receiver_is_fixed(
         MAIN_TOPIC,
         [(channel, codec.encode("DeliveryCommand", command), None)],
     )
-    receiver.wait_for(1, "/hook", timeout_s=STARTUP_WAIT_S)
+    _wait_for_first_request(receiver, admin, tmp_path / "deliverer.log")
     dead = wait_for(
         lambda: _for_job(
             codec, "DeliveryCommand", DLQ_TOPIC, starts[DLQ_TOPIC], settings, job_id
@@ -124,7 +136,7 @@ def test_replayed_dead_letter_is_delivered_once_after_the_receiver_is_fixed(
     assert deliverer.poll() is None, "the deliverer process stopped"
     assert [d["attempt"] for d in dead] == [1]
     assert [(r["outcome"], r["attempt"]) for r in replayed] == [("replayed", 2)]
-    assert [e["attempt"] for e in delivered] == [2]
+    assert [e["attempt"] for e in delivered] == [2], delivered
     assert [r["outcome"] for r in second] == ["already replayed"]
     commands = _for_job(
         codec, "DeliveryCommand", MAIN_TOPIC, starts[MAIN_TOPIC], settings, job_id

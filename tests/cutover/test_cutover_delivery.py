@@ -1,11 +1,12 @@
 """Converted channels deliver: their types' own senders use what the cutover wrote.
 
-Old webhook and MQTT integrations point at real local peers (a signature-checking
-HTTP receiver and the shared Mosquitto with password authentication). After the
-cutover, each channel is resolved the way a deliverer resolves it (config model,
-decrypted secrets) and sent through its type's ``Sender``. The webhook's
-signature must verify with the old secret's bytes; the MQTT message must reach
-the old topic with the old credentials.
+Old webhook, MQTT, email and SNMP integrations point at real local peers (a
+signature-checking HTTP receiver, the shared Mosquitto with password
+authentication, aiosmtpd, snmptrapd). After the cutover, each channel is
+resolved the way a deliverer resolves it (config model, decrypted secrets) and
+sent through its type's ``Sender``. The webhook's signature must verify with the
+old secret's bytes, the MQTT message must reach the old topic with the old
+credentials, the mail the old recipients and the trap the old community.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hmac
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -29,6 +31,8 @@ from services.deliverer.channels import CHANNEL_SPECS, sender_class
 from services.deliverer.channels.base import ResolvedChannel
 from services.deliverer.outcome import OutcomeKind
 from services.receivers.mqtt import MqttRecorder
+from services.receivers.smtp import SmtpReceiver
+from services.receivers.snmp import TrapReceiver
 from services.receivers.webhook import WebhookReceiver
 from switchboard import db
 from switchboard.domain import ChannelType
@@ -46,8 +50,21 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield server
 
 
-def old_installation(url: str, tenant: str, webhook_url: str, topic: str) -> None:
-    integrations = [
+def old_installation(url: str, integrations: list[tuple[str, dict]]) -> None:
+    """The old tables in ``url`` with ``integrations`` (type, config) of one tenant."""
+    tenant = uuid.uuid4()
+    with psycopg.connect(url) as conn:
+        conn.execute(LEGACY_SCHEMA)
+        for kind, config in integrations:
+            conn.execute(
+                "INSERT INTO integrations (id, tenant_id, name, type, config)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (uuid.uuid4(), tenant, f"old {kind}", kind, Jsonb(config)),
+            )
+
+
+def web_and_mqtt(webhook_url: str, topic: str) -> list[tuple[str, dict]]:
+    return [
         ("webhook", {"url": webhook_url, "secret": OLD_SECRET}),
         (
             "mqtt",
@@ -61,14 +78,6 @@ def old_installation(url: str, tenant: str, webhook_url: str, topic: str) -> Non
             },
         ),
     ]
-    with psycopg.connect(url) as conn:
-        conn.execute(LEGACY_SCHEMA)
-        for kind, config in integrations:
-            conn.execute(
-                "INSERT INTO integrations (id, tenant_id, name, type, config)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (uuid.uuid4(), tenant, f"old {kind}", kind, Jsonb(config)),
-            )
 
 
 def resolved(url: str, box: SecretBox) -> dict[str, ResolvedChannel]:
@@ -120,18 +129,28 @@ async def send(settings: Settings, command: dict, channel: ResolvedChannel) -> A
         await sender.close()
 
 
+def converted(
+    url: str, settings: Settings, integrations: list[tuple[str, dict]]
+) -> tuple[Settings, dict[str, ResolvedChannel]]:
+    """Run the cutover over ``integrations``; settings and channels by type."""
+    db.migrate(url)
+    old_installation(url, integrations)
+    local = settings.model_copy(
+        update={"database_url": url, "allow_private_targets": True}
+    )
+    result = run_cutover(local, apply=True)
+    assert result.applied is not None
+    assert result.applied.channels == len(integrations), result.plan.unconvertible
+    return local, resolved(url, SecretBox.from_settings(local))
+
+
 async def test_converted_webhook_and_mqtt_channels_deliver(
     scratch_database: str, settings: Settings, receiver: WebhookReceiver, unique: str
 ) -> None:
-    db.migrate(scratch_database)
     topic = f"cutover/{unique}/alerts"
-    old_installation(scratch_database, str(uuid.uuid4()), receiver.url("/old"), topic)
-    local = settings.model_copy(
-        update={"database_url": scratch_database, "allow_private_targets": True}
+    local, channels = converted(
+        scratch_database, settings, web_and_mqtt(receiver.url("/old"), topic)
     )
-    result = run_cutover(local, apply=True)
-    assert result.applied is not None and result.applied.channels == 2
-    channels = resolved(scratch_database, SecretBox.from_settings(local))
 
     webhook = channels["webhook"]
     outcome = await send(local, command_for(webhook), webhook)
@@ -162,3 +181,49 @@ async def test_converted_webhook_and_mqtt_channels_deliver(
         messages = await recorder.wait_for(1)
     assert messages[0].topic == topic
     assert b"first alert after the cutover" in messages[0].payload
+
+
+async def test_converted_email_and_snmp_channels_deliver(
+    scratch_database: str, settings: Settings, tmp_path: Path
+) -> None:
+    smtp = SmtpReceiver().start()
+    traps = TrapReceiver(tmp_path / "snmptrapd", communities=("old-community",))
+    traps.start()
+    try:
+        local, channels = converted(
+            scratch_database,
+            settings,
+            [
+                (
+                    "email",
+                    {
+                        "smtp_host": "127.0.0.1",
+                        "smtp_port": smtp.port,
+                        "smtp_tls": False,
+                        "from_address": "old@example.com",
+                        "recipients": "noc@example.com, oncall@example.com",
+                    },
+                ),
+                (
+                    "snmp",
+                    {
+                        "host": "127.0.0.1",
+                        "port": traps.port,
+                        "version": "2c",
+                        "community": "old-community",
+                    },
+                ),
+            ],
+        )
+        for kind in ("email", "snmp"):
+            outcome = await send(local, command_for(channels[kind]), channels[kind])
+            assert outcome.kind is OutcomeKind.DELIVERED, outcome
+        trap = traps.wait_for(1)[0]
+    finally:
+        smtp.stop()
+        traps.stop()
+
+    message = smtp.messages[0]
+    assert message.rcpt_tos == ["noc@example.com", "oncall@example.com"]
+    assert b"first alert after the cutover" in message.data
+    assert "old-community" in trap.security

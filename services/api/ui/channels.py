@@ -30,6 +30,8 @@ API = "/customer/notification-channels"
 JOBS_API = "/customer/notification-jobs"
 # Where a problem is reported for a whole part of the form rather than one input.
 PART_LABELS = {"config": "Settings", "secrets": "Secrets", "body": ""}
+# A channel form's inputs: name and enabled, settings, secrets.
+ChannelForm = tuple[list[FormField], list[FormField], list[FormField]]
 
 
 def not_found(request: Request, what: str) -> Response:
@@ -75,7 +77,7 @@ def _head_fields(name: str, enabled: bool) -> list[FormField]:
 def _form_page(
     request: Request,
     channel_type: str,
-    fields: tuple[list[FormField], list[FormField], list[FormField]],
+    fields: ChannelForm,
     channel: dict[str, Any] | None = None,
     problems: dict[str, str] | None = None,
 ) -> Response:
@@ -112,7 +114,7 @@ def _refused(
     request: Request,
     form: FormData,
     answer_problems: dict[str, str],
-    fields: tuple[list[FormField], list[FormField], list[FormField]],
+    fields: ChannelForm,
     channel_type: str,
     channel: dict[str, Any] | None = None,
 ) -> Response:
@@ -149,7 +151,7 @@ async def _channel(api: ApiClient, channel_id: uuid.UUID) -> dict[str, Any] | No
     return answer.body if answer.ok else None
 
 
-def _filled(channel: dict[str, Any]) -> tuple[list[FormField], ...]:
+def _filled(channel: dict[str, Any]) -> ChannelForm:
     settings, secrets = channel_fields(
         channel["channel_type"], channel["config"], channel["secrets_set"]
     )

@@ -9,6 +9,7 @@ from starlette.datastructures import FormData
 
 from services.api.models.channels import EXAMPLES
 from services.api.ui.forms import (
+    TYPE_TITLES,
     FormField,
     channel_fields,
     label_for,
@@ -44,6 +45,7 @@ def test_a_channel_form_shows_and_posts_back_every_setting(channel_type: str) ->
     stored = spec.config_model.model_validate(EXAMPLES[channel_type]["config"])
     shown = stored.model_dump(mode="json")
     settings, secrets = channel_fields(channel_type, shown, {})
+    assert TYPE_TITLES[channel_type]
     assert {f.kind for f in settings + secrets} <= KINDS
     assert all(f.label and f.html_id.startswith("f-") for f in settings + secrets)
 

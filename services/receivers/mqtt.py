@@ -8,6 +8,7 @@ subscribes to a topic filter and keeps every message it receives.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -173,3 +174,32 @@ class MqttRecorder:
                 self._arrived.clear()
                 await self._arrived.wait()
         return list(self.messages)
+
+
+async def _print_messages(topic_filter: str, **client_options: Any) -> None:
+    async with aiomqtt.Client(**client_options) as client:
+        await client.subscribe(topic_filter, qos=2)
+        print(f"subscribed to {topic_filter}", flush=True)
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            print(f"{message.topic} {payload.decode('utf-8', 'replace')}", flush=True)
+
+
+def main() -> None:
+    """Subscribe to a topic filter and print every message until Ctrl-C."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=LOOPBACK)
+    parser.add_argument("--port", type=int, default=11883)
+    parser.add_argument("--topic", default="switchboard/#")
+    parser.add_argument("--username")
+    parser.add_argument("--password")
+    args = parser.parse_args()
+    options = {"hostname": args.host, "port": args.port, "username": args.username}
+    try:
+        asyncio.run(_print_messages(args.topic, password=args.password, **options))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

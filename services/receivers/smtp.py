@@ -10,11 +10,17 @@ is refused.
 
 from __future__ import annotations
 
+import argparse
 import datetime
+import email
+import email.policy
 import ipaddress
+import json
+import signal
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,10 +150,11 @@ class SmtpReceiver:
         certificate: LocalCertificate | None = None,
         users: dict[str, str] | None = None,
         auth_require_tls: bool = True,
+        port: int | None = None,
     ) -> None:
-        """Configure the server; :meth:`start` opens the port."""
+        """Configure the server; :meth:`start` opens the port (default: a free one)."""
         self.handler = RecordingHandler()
-        self.port = free_tcp_port()
+        self.port = port or free_tcp_port()
         self._users = users
         kwargs: dict[str, Any] = {
             "hostname": LOOPBACK,
@@ -311,3 +318,42 @@ def _server_certificate(key: Any, ca_key: Any, ca_cert: Any) -> Any:
         )
     )
     return _validity(builder).sign(ca_key, hashes.SHA256())
+
+
+def _summary(message: ReceivedMessage) -> str:
+    parsed = email.message_from_bytes(message.data, policy=email.policy.default)
+    return json.dumps(
+        {
+            "mail_from": message.mail_from,
+            "rcpt_tos": message.rcpt_tos,
+            "message_id": parsed["Message-ID"],
+            "subject": str(parsed["Subject"]),
+            "tls": message.tls,
+            "bytes": len(message.data),
+        },
+        ensure_ascii=False,
+    )
+
+
+def main() -> None:
+    """Run a plain SMTP receiver in the foreground, one JSON line per message."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=2525)
+    args = parser.parse_args()
+    # SIGTERM stops it like Ctrl-C, so the peer it started is stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    receiver = SmtpReceiver(port=args.port).start()
+    print(f"listening on {LOOPBACK}:{receiver.port}", flush=True)
+    shown = 0
+    try:
+        while True:
+            for message in receiver.messages[shown:]:
+                print(_summary(message), flush=True)
+                shown += 1
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        receiver.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -10,11 +10,15 @@ breaks parse back exactly.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,10 +121,11 @@ class TrapReceiver:
         *,
         communities: tuple[str, ...] = ("public",),
         users: tuple[V3User, ...] = (),
+        port: int | None = None,
     ) -> None:
         """Write the configuration into ``directory``; :meth:`start` runs it."""
         self.directory = directory
-        self.port = free_udp_port()
+        self.port = port or free_udp_port()
         self.log_file = directory / "traps.log"
         directory.mkdir(parents=True, exist_ok=True)
         self._config = directory / "snmptrapd.conf"
@@ -232,3 +237,49 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind((LOOPBACK, 0))
         return probe.getsockname()[1]
+
+
+def main() -> None:
+    """Run snmptrapd in the foreground, one JSON line per notification."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=16162)
+    parser.add_argument("--community", action="append", default=[])
+    parser.add_argument(
+        "--v3-user",
+        action="append",
+        default=[],
+        help="name:auth_key:priv_key[:engine_id hex] (SHA and AES)",
+    )
+    args = parser.parse_args()
+    # SIGTERM stops it like Ctrl-C, so the peer it started is stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    users = tuple(_user(spec) for spec in args.v3_user)
+    with tempfile.TemporaryDirectory() as scratch:
+        communities = tuple(args.community) or ("public",)
+        receiver = TrapReceiver(
+            Path(scratch), communities=communities, users=users, port=args.port
+        ).start()
+        print(f"listening on udp {LOOPBACK}:{receiver.port}", flush=True)
+        _follow(receiver)
+
+
+def _user(spec: str) -> V3User:
+    name, auth_key, priv_key, *engine = spec.split(":")
+    return V3User(name, "SHA", auth_key, "AES", priv_key, engine[0] if engine else None)
+
+
+def _follow(receiver: TrapReceiver) -> None:
+    shown = 0
+    try:
+        while True:
+            for trap in receiver.traps()[shown:]:
+                varbinds = {v.oid: f"{v.type}: {v.value}" for v in trap.varbinds}
+                print(json.dumps({"security": trap.security, "varbinds": varbinds}))
+                shown += 1
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        receiver.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -63,6 +63,8 @@ SOURCE_OFFSET_HEADER = "switchboard-source-offset"
 
 TRANSACTION_TIMEOUT_S = 30.0
 CONFIG_READY_TIMEOUT_S = 120.0
+ABORT_BACKOFF_S = 0.1
+MAX_ABORT_BACKOFF_S = 5.0
 
 
 class RouterError(Exception):
@@ -94,6 +96,7 @@ class RouterOptions:
     batch_size: int = 500
     batch_timeout_s: float = 0.05
     expire_interval_s: float = 30.0
+    producer_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,6 +137,7 @@ class Router:
         self._rules: dict[str, RuleRecord] = {}
         self._throttle = ThrottleState()
         self._next_expiry = 0.0
+        self._aborts_in_a_row = 0
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._reader: ChangelogReader | None = None
@@ -166,7 +170,9 @@ class Router:
         self._reader = ChangelogReader(self._settings, self._topics.throttle)
         self._check_co_partitioning()
         self._producer = make_transactional_producer(
-            self._settings, self._options.transactional_id
+            self._settings,
+            self._options.transactional_id,
+            **self._options.producer_overrides,
         )
         self._consumer = make_consumer(self._settings, self._options.group_id)
         self._consumer.subscribe(
@@ -264,6 +270,7 @@ class Router:
             self._abort(error)
             return
         self._throttle.commit()
+        self._aborts_in_a_row = 0
         self._record(tally, messages, time.monotonic() - started)
 
     def _produce_batch(self, messages: list[Message], tally: BatchTally) -> None:
@@ -406,16 +413,47 @@ class Router:
                     raise
 
     def _abort(self, error: KafkaException) -> None:
-        assert self._producer is not None and self._consumer is not None
+        """Abort the open transaction, wait a little, and route the batch again.
+
+        Anything short of a fatal error (a failed delivery, a topic that does
+        not exist yet, a rebalance that fenced the offsets) is survivable: the
+        batch's output is discarded with the transaction and its input is read
+        again from the committed offsets.
+        """
+        assert self._producer is not None
         kafka_error: KafkaError = error.args[0]
-        if kafka_error.fatal() or not kafka_error.txn_requires_abort():
-            log.error("router transaction failed", extra={"error": kafka_error.str()})
-            raise RouterError("transaction failed and cannot be aborted") from error
-        log.warning("router transaction aborted", extra={"error": kafka_error.str()})
+        if kafka_error.fatal():
+            log.error(
+                "router transaction failed",
+                extra={"error": kafka_error.str(), "code": kafka_error.name()},
+            )
+            raise RouterError("fatal transaction error") from error
+        self._aborts_in_a_row += 1
+        log.warning(
+            "router transaction aborted",
+            extra={
+                "error": kafka_error.str(),
+                "code": kafka_error.name(),
+                "attempt": self._aborts_in_a_row,
+            },
+        )
         self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
         self._throttle.rollback()
-        self._rewind()
         metrics.TRANSACTIONS_ABORTED.inc()
+        self._back_off()
+        self._rewind()
+
+    def _back_off(self) -> None:
+        """Hold the input for a growing delay while staying in the group."""
+        assert self._consumer is not None
+        delay_s = min(
+            MAX_ABORT_BACKOFF_S, ABORT_BACKOFF_S * 2 ** (self._aborts_in_a_row - 1)
+        )
+        deadline = time.monotonic() + delay_s
+        while time.monotonic() < deadline:
+            # Serves group callbacks; whatever it returns is read again after
+            # the rewind that follows.
+            self._consumer.consume(self._options.batch_size, timeout=0.1)
 
     def _rewind(self) -> None:
         """Go back to the committed offsets so the aborted batch is routed again."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import logging
@@ -10,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import fastavro
+from confluent_kafka.admin import NewTopic
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 from prometheus_client import REGISTRY
 
@@ -362,3 +364,37 @@ def test_metrics_count_and_logs_stay_per_batch(world, reader) -> None:
 def sample(name: str, labels: dict[str, str]) -> float:
     """The current value of one router metric in this process."""
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_aborted_transactions_are_routed_again(world, reader, admin) -> None:
+    """While a delivery topic is missing every batch aborts; once it exists the
+    rewound events are routed, each job exactly once."""
+    world.rule(world.channel("mqtt"))
+    prefix = f"{world.topics.delivery_prefix}late."
+    world.topics = dataclasses.replace(world.topics, delivery_prefix=prefix)
+    alerts = [world.alert(f"a-{i}") for i in range(10)]
+    world.send(*alerts)
+    aborted = sample("switchboard_router_transactions_aborted_total", {})
+    fast_failure = {"topic.metadata.propagation.max.ms": 500}
+
+    with world.running(producer_overrides=fast_failure):
+        world.wait_for(
+            lambda: (
+                sample("switchboard_router_transactions_aborted_total", {}) > aborted
+            ),
+            "a transaction to abort",
+        )
+        late_topic = world.topics.delivery("mqtt")
+        admin.create_topics([NewTopic(late_topic, num_partitions=1)])[
+            late_topic
+        ].result(30)
+        try:
+            world.wait_consumed()
+            sent = commands(world, reader, "mqtt", len(alerts))
+            events = job_events(world, reader, len(alerts))
+        finally:
+            admin.delete_topics([late_topic])
+
+    expected = sorted(a["event_id"] for a in alerts)
+    assert sorted(c["alert"]["event_id"] for c in sent) == expected
+    assert sorted(e["event_id"] for e in events) == expected

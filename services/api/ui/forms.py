@@ -31,6 +31,7 @@ from switchboard.domain import ChannelType
 # Words shown in capitals or otherwise spelled in labels.
 _WORDS = {
     "url": "URL",
+    "html": "HTML",
     "oid": "OID",
     "pem": "PEM",
     "qos": "QoS",

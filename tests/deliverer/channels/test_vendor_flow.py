@@ -42,7 +42,11 @@ from switchboard.kafka import make_producer
 from switchboard.secrets import SecretBox
 from switchboard.settings import Settings
 from switchboard.topics import CONFIG_TOPIC, JOBS_TOPIC, delivery_topic
-from tests.deliverer.channels.vendor_channels import make_alert
+from tests.deliverer.channels.vendor_channels import (
+    card_validator,
+    make_alert,
+    pagerduty_event_validator,
+)
 from tests.deliverer.helpers import JobEvents, produce_commands, states_of
 
 RETRY_DELAYS = "1s,2s"
@@ -206,7 +210,7 @@ def test_slack_through_the_deliverer(deliverer_log, settings, codec, conn):
 
 def test_teams_through_the_deliverer(deliverer_log, settings, codec, conn):
     tenant = str(uuid.uuid4())
-    with TeamsReceiver() as teams:
+    with TeamsReceiver(card_validator=card_validator()) as teams:
         url = teams.webhook_url
         channel = publish_channel(
             settings,
@@ -237,7 +241,8 @@ def test_pagerduty_lifecycle_through_the_deliverer(
     deliverer_log, settings, codec, conn
 ):
     tenant = str(uuid.uuid4())
-    with PagerDutyReceiver() as pagerduty:
+    validator = pagerduty_event_validator()
+    with PagerDutyReceiver(event_validator=validator) as pagerduty:
         channel = publish_channel(
             settings,
             codec,

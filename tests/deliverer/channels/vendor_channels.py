@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+import jsonschema
 import pytest
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
 
 from services.deliverer.channels.base import ResolvedChannel
 from services.deliverer.outcome import Outcome, OutcomeKind
 from switchboard.jobs import new_command
-from switchboard.settings import Settings
+from switchboard.settings import PROJECT_ROOT, Settings
+
+VENDOR_SCHEMAS = PROJECT_ROOT.parent / "shared/vendor"
+PAGERDUTY_OPENAPI_URI = "urn:pagerduty:events-v2:openapi"
+PAGERDUTY_BODY_POINTER = (
+    "/paths/~1enqueue/post/requestBody/content/application~1json/schema"
+)
 
 # The channels' URLs point at loopback receivers, which production refuses.
 LOOPBACK_SETTINGS = Settings(allow_private_targets=True)
@@ -118,3 +129,24 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@lru_cache(maxsize=1)
+def card_validator() -> jsonschema.Draft6Validator:
+    """Microsoft's published Adaptive Card 1.4 schema (draft-06), formats checked."""
+    schema = json.loads((VENDOR_SCHEMAS / "adaptive-card-1.4.schema.json").read_text())
+    return jsonschema.Draft6Validator(
+        schema, format_checker=jsonschema.Draft6Validator.FORMAT_CHECKER
+    )
+
+
+@lru_cache(maxsize=1)
+def pagerduty_event_validator() -> jsonschema.Draft7Validator:
+    """PagerDuty's enqueue body schema, references resolved in the whole document."""
+    document = json.loads((VENDOR_SCHEMAS / "pagerduty-events-v2.json").read_text())
+    resource = Resource.from_contents(document, default_specification=DRAFT7)
+    registry = Registry().with_resource(PAGERDUTY_OPENAPI_URI, resource)
+    return jsonschema.Draft7Validator(
+        {"$ref": f"{PAGERDUTY_OPENAPI_URI}#{PAGERDUTY_BODY_POINTER}"},
+        registry=registry,
+    )

@@ -7,11 +7,9 @@ more after the test, so no card a test produced escapes the schema.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import jsonschema
 import pytest
 import pytest_asyncio
 
@@ -19,32 +17,22 @@ from services.deliverer.channels.base import ResolvedChannel
 from services.deliverer.channels.teams.config import Config, Secrets
 from services.deliverer.channels.teams.sender import Sender
 from services.receivers.teams import TeamsReceiver
-from switchboard.settings import PROJECT_ROOT
 from tests.deliverer.channels.vendor_channels import (
     LOOPBACK_SETTINGS,
+    card_validator,
     make_command,
     resolved,
 )
 
-CARD_SCHEMA_PATH = PROJECT_ROOT.parent / "shared/vendor/adaptive-card-1.4.schema.json"
-
-
-@pytest.fixture(scope="session")
-def card_validator() -> jsonschema.Draft6Validator:
-    """Microsoft's Adaptive Card 1.4 schema (draft-06), with format checks."""
-    schema = json.loads(CARD_SCHEMA_PATH.read_text())
-    return jsonschema.Draft6Validator(
-        schema, format_checker=jsonschema.Draft6Validator.FORMAT_CHECKER
-    )
-
 
 @pytest.fixture
-def teams(card_validator: jsonschema.Draft6Validator) -> Iterator[TeamsReceiver]:
+def teams() -> Iterator[TeamsReceiver]:
     """A Workflows webhook on loopback; its accepted cards are validated after."""
-    with TeamsReceiver(card_validator=card_validator) as receiver:
+    validator = card_validator()
+    with TeamsReceiver(card_validator=validator) as receiver:
         yield receiver
     for card in receiver.cards:
-        card_validator.validate(card)
+        validator.validate(card)
 
 
 @pytest_asyncio.fixture(loop_scope="function")

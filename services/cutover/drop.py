@@ -11,6 +11,7 @@ old system cannot add a row between the check and the drop.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -85,6 +86,32 @@ def _ids(conn: psycopg.Connection, query: str) -> list[tuple[str, ...]]:
     ]
 
 
+# Kinds of leftover old rows: what is wrong, and what the operator can do.
+LEFTOVERS = {
+    "integrations": (
+        "integrations were neither converted nor skipped",
+        "fix them and apply again, or pass --skip ID",
+    ),
+    "routes": (
+        "routes were neither converted nor skipped",
+        "fix them and apply again, or pass --skip ID",
+    ),
+    "uncopied_jobs": (
+        "finished jobs were not copied",
+        "apply with --with-history, or pass --skip ID",
+    ),
+    "orphaned_jobs": (
+        "finished jobs belong to integrations that were not converted",
+        "skip those integrations or the jobs with --skip ID",
+    ),
+    "unfinished_jobs": (
+        "unfinished (PENDING or PROCESSING) jobs cannot be copied",
+        "let the old system finish them and apply --with-history again, or pass "
+        "--skip ID",
+    ),
+}
+
+
 def _leftovers(
     conn: psycopg.Connection,
     present: tuple[str, ...],
@@ -92,70 +119,46 @@ def _leftovers(
     skipped: set[str],
 ) -> list[str]:
     """One reason per kind of old row that is neither converted nor skipped."""
-    skipped_integrations: set[str] = set()
-    integrations: list[str] = []
+    found: dict[str, list[str]] = defaultdict(list)
+    # Skipping an integration covers its routes and jobs.
+    covered = set(skipped)
     if INTEGRATIONS in present:
         for (legacy_id,) in _ids(conn, "SELECT id FROM integrations"):
             if legacy_id in skipped:
-                skipped_integrations.add(legacy_id)
+                covered.add(f"integration:{legacy_id}")
             elif (INTEGRATIONS, legacy_id) not in converted:
-                integrations.append(legacy_id)
-    covered = skipped | {f"integration:{i}" for i in skipped_integrations}
+                found["integrations"].append(legacy_id)
 
     def left(table: str, legacy_id: str, integration_id: str) -> bool:
-        return (
-            (table, legacy_id) not in converted
-            and legacy_id not in covered
-            and f"integration:{integration_id}" not in covered
+        return (table, legacy_id) not in converted and not (
+            {legacy_id, f"integration:{integration_id}"} & covered
         )
 
-    routes = []
     if ROUTES in present:
-        rows = _ids(conn, "SELECT id, integration_id FROM integration_routes")
-        routes = [r for r, i in rows if left(ROUTES, r, i)]
-    finished, unfinished = [], []
+        for route_id, integration_id in _ids(
+            conn, "SELECT id, integration_id FROM integration_routes"
+        ):
+            if left(ROUTES, route_id, integration_id):
+                found["routes"].append(route_id)
     if JOBS in present:
-        rows = _ids(conn, "SELECT id, integration_id, upper(status) FROM delivery_jobs")
-        for job_id, integration_id, status in rows:
+        for job_id, integration_id, status in _ids(
+            conn, "SELECT id, integration_id, status FROM delivery_jobs"
+        ):
             if left(JOBS, job_id, integration_id):
-                pending = status.upper() in UNFINISHED_STATUSES
-                (unfinished if pending else finished).append(job_id)
-    return _reasons(integrations, routes, finished, unfinished)
-
-
-def _reasons(
-    integrations: list[str],
-    routes: list[str],
-    finished: list[str],
-    unfinished: list[str],
-) -> list[str]:
-    found = [
-        (
-            integrations,
-            "integrations were neither converted nor skipped",
-            "fix them and apply again, or pass --skip ID",
-        ),
-        (
-            routes,
-            "routes were neither converted nor skipped",
-            "fix them and apply again, or pass --skip ID",
-        ),
-        (
-            finished,
-            "finished jobs were not copied",
-            "apply with --with-history, or pass --skip ID",
-        ),
-        (
-            unfinished,
-            "unfinished (PENDING or PROCESSING) jobs cannot be copied",
-            "let the old system finish them and apply again, or pass --skip ID",
-        ),
-    ]
+                found[_job_leftover(integration_id, status, converted)].append(job_id)
     return [
-        f"{len(ids)} {what} ({remedy}): {_listed(ids)}"
-        for ids, what, remedy in found
-        if ids
+        f"{len(found[kind])} {what} ({remedy}): {_listed(found[kind])}"
+        for kind, (what, remedy) in LEFTOVERS.items()
+        if found[kind]
     ]
+
+
+def _job_leftover(integration_id: str, status: str, converted: set) -> str:
+    if status.strip().upper() in UNFINISHED_STATUSES:
+        return "unfinished_jobs"
+    if (INTEGRATIONS, integration_id) in converted:
+        return "uncopied_jobs"
+    return "orphaned_jobs"
 
 
 def _listed(ids: list[str]) -> str:

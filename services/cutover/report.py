@@ -116,33 +116,13 @@ def _history_json(jobs: list[JobItem]) -> dict[str, int]:
 
 def plan_json(plan: Plan) -> dict[str, Any]:
     """The plan as plain JSON values; secrets only by name."""
-    tenants: dict[str, dict[str, dict[str, Any]]] = defaultdict(
-        lambda: {
-            "channels": defaultdict(list),
-            "rules": defaultdict(list),
-            "history": {},
-        }
-    )
-    for channel in plan.channels:
-        tenants[str(channel.tenant_id)]["channels"][channel.channel_type].append(
-            _channel_json(channel)
-        )
-    for rule in plan.rules:
-        tenants[str(rule.tenant_id)]["rules"][rule.channel_type].append(
-            _rule_json(rule)
-        )
-    jobs: dict[tuple[str, str], list[JobItem]] = defaultdict(list)
-    for job in plan.jobs:
-        jobs[(str(job.tenant_id), job.channel_type)].append(job)
-    for (tenant, kind), items in jobs.items():
-        tenants[tenant]["history"][kind] = _history_json(items)
     return {
         "legacy_tables": list(plan.legacy_tables),
         "tenants_to_create": [
             {"id": str(t), "name": tenant_name(t)} for t in plan.tenants_to_create
         ],
         "tenants_note": TENANT_NOTE,
-        "tenants": json.loads(json.dumps(tenants)),
+        "tenants": _by_tenant(plan),
         "pending_jobs": [
             {
                 "legacy_job_id": str(p.legacy_id),
@@ -166,6 +146,31 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "warnings": list(plan.warnings),
         "summary": summary(plan),
     }
+
+
+def _by_tenant(plan: Plan) -> dict[str, Any]:
+    """Channels, rules and history counts, per tenant and channel type."""
+    tenants: dict[str, dict[str, dict[str, Any]]] = defaultdict(
+        lambda: {
+            "channels": defaultdict(list),
+            "rules": defaultdict(list),
+            "history": {},
+        }
+    )
+    for channel in plan.channels:
+        tenant = tenants[str(channel.tenant_id)]
+        tenant["channels"][channel.channel_type].append(_channel_json(channel))
+    for rule in plan.rules:
+        tenants[str(rule.tenant_id)]["rules"][rule.channel_type].append(
+            _rule_json(rule)
+        )
+    jobs: dict[tuple[str, str], list[JobItem]] = defaultdict(list)
+    for job in plan.jobs:
+        jobs[(str(job.tenant_id), job.channel_type)].append(job)
+    for (tenant_id, kind), items in jobs.items():
+        tenants[tenant_id]["history"][kind] = _history_json(items)
+    # Plain dicts all the way down, in a stable order.
+    return json.loads(json.dumps(tenants, sort_keys=True))
 
 
 def summary(plan: Plan) -> dict[str, int]:

@@ -120,6 +120,78 @@ def _accepts(port: int) -> bool:
         return probe.connect_ex((LOOPBACK, port)) == 0
 
 
+# MQTT 3.1.1 fixed headers (section 2.2): CONNACK accepted; PINGRESP.
+_CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
+_PINGRESP = b"\xd0\x00"
+_PUBLISH, _PINGREQ = 3, 12
+
+
+class UnacknowledgingBroker:
+    """A broker that accepts connections but never acknowledges a publish.
+
+    On PUBLISH it either stays silent (``on_publish="ignore"``) or closes the
+    connection (``"close"``), so a test can show that only an acknowledged
+    publish counts. Runs on the caller's event loop; an async context.
+    """
+
+    def __init__(self, on_publish: str = "ignore") -> None:
+        """Choose what happens to a PUBLISH; the port is picked on entry."""
+        self.on_publish = on_publish
+        self.port = 0
+        self.publishes = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> UnacknowledgingBroker:
+        """Start listening on a free loopback port."""
+        self._server = await asyncio.start_server(self._serve, LOOPBACK, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop listening and drop every connection."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self._writers.add(writer)
+        try:
+            while packet := await _read_packet(reader):
+                kind = packet[0] >> 4
+                if kind == 1:  # CONNECT
+                    writer.write(_CONNACK_ACCEPTED)
+                elif kind == _PINGREQ:
+                    writer.write(_PINGRESP)
+                elif kind == _PUBLISH:
+                    self.publishes += 1
+                    if self.on_publish == "close":
+                        break
+                await writer.drain()
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+
+async def _read_packet(reader: asyncio.StreamReader) -> bytes | None:
+    """One MQTT control packet: fixed header byte, remaining length, body."""
+    try:
+        first = await reader.readexactly(1)
+        length, shift = 0, 0
+        while True:
+            byte = (await reader.readexactly(1))[0]
+            length += (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return first + await reader.readexactly(length)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+
+
 @dataclass(frozen=True)
 class RecordedMessage:
     """One message a subscriber received."""

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from services.deliverer.outcome import OutcomeKind, Reason
-from services.receivers.mqtt import MosquittoBroker, MqttRecorder
+from services.receivers.mqtt import MosquittoBroker, MqttRecorder, UnacknowledgingBroker
 from services.receivers.smtp import free_tcp_port
 
 SHARED_ANONYMOUS_PORT = 11883
@@ -205,3 +205,37 @@ async def test_tls_with_trusted_ca(
         OutcomeKind.PERMANENT,
         Reason.INVALID_CONFIG,
     )
+
+
+async def test_publish_without_puback_is_not_delivered(
+    sender, make_command, make_channel
+):
+    async with UnacknowledgingBroker("ignore") as broker:
+        channel = make_channel(broker.port, qos=1, timeout_s=1)
+        outcome = await sender.send(make_command(), channel)
+
+    assert broker.publishes == 1
+    assert outcome.kind is OutcomeKind.RETRYABLE
+    assert outcome.reason in (Reason.TIMEOUT, Reason.NOT_ACKNOWLEDGED)
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+async def test_connection_dropped_before_the_ack_is_retryable(
+    sender, make_command, make_channel, qos
+):
+    async with UnacknowledgingBroker("close") as broker:
+        channel = make_channel(broker.port, qos=qos)
+        outcome = await sender.send(make_command(), channel)
+
+    assert broker.publishes == 1
+    assert (outcome.kind, outcome.reason) == (
+        OutcomeKind.RETRYABLE,
+        Reason.BROKER_UNAVAILABLE,
+    )
+
+
+async def test_qos0_counts_once_written(sender, make_command, make_channel):
+    async with UnacknowledgingBroker("ignore") as broker:
+        outcome = await sender.send(make_command(), make_channel(broker.port, qos=0))
+
+    assert outcome.kind is OutcomeKind.DELIVERED

@@ -201,6 +201,12 @@ def test_slack_through_the_deliverer(deliverer_log, settings, codec, conn):
     [dead] = [e for e in seen if e["job_id"] == broken["job_id"]]
     assert (dead["reason"], dead["attempt"]) == ("template_error", 1)
     assert "ZeroDivisionError" in dead["error"]
+    failures = [
+        line
+        for line in deliverer_log.read_text().splitlines()
+        if broken["job_id"] in line and "reason=template_error" in line
+    ]
+    assert failures and "ZeroDivisionError" in failures[0]  # logged, not dropped
     [message] = slack.accepted
     assert displayed(message["blocks"][1]["text"]["text"]) == "Disk <90%> & rising"
     rows = recorded_rows(conn, wanted)

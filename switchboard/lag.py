@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     IsolationLevel,
+    KafkaError,
     KafkaException,
     TopicPartition,
 )
@@ -81,7 +82,11 @@ def committed_offsets(admin: AdminClient, group: str) -> dict[Partition, int | N
 def list_offsets(
     admin: AdminClient, partitions: Iterable[Partition], spec: OffsetSpec
 ) -> dict[Partition, int]:
-    """The offset ``spec`` resolves to on each partition (read-committed ends)."""
+    """The offset ``spec`` resolves to on each partition (read-committed ends).
+
+    A partition that no longer exists (its topic was deleted since the group
+    committed) is left out.
+    """
     wanted = {TopicPartition(topic, partition): spec for topic, partition in partitions}
     if not wanted:
         return {}
@@ -90,10 +95,14 @@ def list_offsets(
         isolation_level=IsolationLevel.READ_COMMITTED,
         request_timeout=ADMIN_TIMEOUT_S,
     )
-    return {
-        (tp.topic, tp.partition): future.result(ADMIN_TIMEOUT_S).offset
-        for tp, future in futures.items()
-    }
+    offsets = {}
+    for tp, future in futures.items():
+        try:
+            offsets[(tp.topic, tp.partition)] = future.result(ADMIN_TIMEOUT_S).offset
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+    return offsets
 
 
 def group_lag(
@@ -122,6 +131,7 @@ def group_lag(
             member=owners.get((topic, partition)),
         )
         for topic, partition in partitions
+        if (topic, partition) in starts and (topic, partition) in ends
     ]
 
 

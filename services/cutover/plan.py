@@ -516,13 +516,24 @@ def _explained(
     hidden = secret_values(_secrets_of(draft, integration))
     explained = []
     for name, problem in problems:
-        origin = draft.origins.get(name)
+        origin = _origin(name, draft.origins)
         where = f"{name} (old {origin})" if origin and origin != name else name
         text = redact(problem, hidden) or problem
         if "not a public address" in text or "internal host" in text:
             text += PRIVATE_TARGET_HINT
         explained.append((where, text))
     return explained
+
+
+def _origin(name: str, origins: dict[str, str]) -> str | None:
+    """The old key of a new field path, also inside lists ("config.to.1")."""
+    head, rest = name, ""
+    while head:
+        if head in origins:
+            return origins[head] + rest
+        head, dot, tail = head.rpartition(".")
+        rest = f"{dot}{tail}{rest}"
+    return None
 
 
 def _secrets_of(draft: Draft, integration: LegacyIntegration) -> dict[str, Any]:

@@ -242,3 +242,15 @@ def test_receivers_can_verify_with_the_old_secret_bytes() -> None:
     signed = f"job-1.{int(moment.timestamp())}.".encode() + body
     digest = hmac.new(old_secret.encode(), signed, hashlib.sha256).digest()
     assert headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
+
+
+def test_an_invalid_address_names_the_old_list_entry() -> None:
+    found = problems(
+        "email",
+        {
+            "smtp_host": HOST,
+            "from_address": "a@example.com",
+            "recipients": ["noc@example.com", "not an address"],
+        },
+    )
+    assert list(found) == ["config.to.1 (old config.recipients.1)"]

@@ -289,3 +289,15 @@ async def test_blank_summary_still_makes_a_valid_message(sender, job, slack):
     assert_outcome(await sender.send(command, channel), DELIVERED, 200)
 
     assert _sections(slack.accepted[0])[0] == "CRITICAL alert opened"
+
+
+async def test_alert_text_cannot_mention_or_link(sender, job, slack):
+    summary = "<!channel> <@U024BE7LH> <https://evil.example|click here>"
+    command, channel = job(summary=summary, details=summary)
+
+    assert_outcome(await sender.send(command, channel), DELIVERED, 200)
+
+    message = slack.accepted[0]
+    texts = [message["text"], *_sections(message)]
+    assert not any("<" in text or ">" in text for text in texts)
+    assert [displayed(text) for text in _sections(message)[:2]] == [summary, summary]

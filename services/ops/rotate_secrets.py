@@ -105,10 +105,8 @@ class SecretRotator:
             try:
                 token = self._box.rotate(row["secrets_encrypted"])
             except SecretsError:
+                # Reported once, in the summary the caller prints.
                 report.unreadable.append(str(channel_id))
-                log.error(
-                    "channel secrets unreadable", extra={"channel": str(channel_id)}
-                )
                 return
             report.rotated += 1
             if not dry_run:

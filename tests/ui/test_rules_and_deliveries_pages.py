@@ -191,6 +191,7 @@ def test_keyboard_labels_assets_and_wording(
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Add a channel")).to_be_focused()
     page.keyboard.press("Enter")

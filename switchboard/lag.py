@@ -6,7 +6,11 @@ operator sees with ``switchboard groups describe`` and it does not touch the
 consumer a service is polling with.
 
 A service exports its own group's lag by starting a :class:`LagExporter`; it
-sets ``switchboard_consumer_lag{group,topic,partition}`` every interval.
+sets ``switchboard_consumer_lag{group,topic,partition}`` every interval::
+
+    exporter = LagExporter(settings, RECORDER_GROUP).start()
+    ...  # run the consumer loop
+    exporter.stop()
 """
 
 from __future__ import annotations

@@ -192,11 +192,6 @@ def _check_snmp_credentials(old: _Builder) -> None:
         old.problems.append(("secrets.auth_key", "auth_protocol needs an auth_key"))
     if config.get("priv_protocol") and not secrets.get("priv_key"):
         old.problems.append(("secrets.priv_key", "priv_protocol needs a priv_key"))
-    if config.get("version") == "v3":
-        old.warnings.append(
-            "SNMPv3 traps now come from an engine id derived from the channel id; "
-            "receivers' user entries must name it (or set engine_id)"
-        )
 
 
 def _snmp_version(value: Any) -> Any:

@@ -49,6 +49,21 @@ PRIVATE_TARGET_HINT = (
 )
 
 
+# Channel and rule ids derive from the old row's id, so the ids a plan shows are
+# the ids the apply creates.
+ID_NAMESPACE = uuid.UUID("3f6a9f0e-2c1d-4b8a-9e57-6c0d2b1a7f42")
+
+
+def channel_id_for(integration_id: uuid.UUID) -> uuid.UUID:
+    """The id of the channel converted from an old integration."""
+    return uuid.uuid5(ID_NAMESPACE, f"integration/{integration_id}")
+
+
+def rule_id_for(route_id: uuid.UUID) -> uuid.UUID:
+    """The id of the rule converted from an old route."""
+    return uuid.uuid5(ID_NAMESPACE, f"route/{route_id}")
+
+
 def tenant_name(tenant_id: uuid.UUID) -> str:
     """The name a tenant created by the cutover gets."""
     return f"legacy-{tenant_id}"
@@ -324,7 +339,7 @@ class _Planner:
                 INTEGRATIONS, integration, _explained(problems, draft, integration)
             )
             return
-        channel_id = uuid.uuid4()
+        channel_id = channel_id_for(integration.id)
         self.targets[integration.id] = _Target(
             channel_id, channel.channel_type, channel.name, tenant, True
         )
@@ -338,7 +353,7 @@ class _Planner:
                 channel.enabled,
                 exists=False,
                 channel=channel,
-                warnings=draft.warnings,
+                warnings=draft.warnings + _engine_note(channel, channel_id),
             )
         )
 
@@ -420,7 +435,7 @@ class _Planner:
             RuleItem(
                 route.id,
                 target.tenant_id,
-                uuid.uuid4(),
+                rule_id_for(route.id),
                 target.channel_type,
                 rule.name,
                 exists=False,
@@ -501,6 +516,22 @@ class _Planner:
         yield from self.snapshot.integrations
         yield from self.snapshot.routes
         yield from self.snapshot.jobs
+
+
+def _engine_note(channel: ValidChannel, channel_id: uuid.UUID) -> tuple[str, ...]:
+    """For SNMPv3: the engine id receivers must know, since the old one is gone."""
+    config = channel.config
+    if channel.channel_type != "snmp" or config.get("version") != "v3":
+        return ()
+    if config.get("engine_id"):
+        return ()
+    from services.deliverer.channels.snmp.sender import engine_id_for
+
+    engine_id = engine_id_for(str(channel_id), config["enterprise_oid"])
+    return (
+        f"SNMPv3 traps will come from engine id {engine_id}; receivers' user "
+        "entries must name it",
+    )
 
 
 def _channel_name(integration: LegacyIntegration) -> str:

@@ -339,3 +339,23 @@ def test_history_can_be_carried_over_by_a_later_apply(
         3,
     )
     assert count(legacy.url, "notification_log") == 6
+
+
+def test_the_plan_shows_the_ids_the_apply_creates(
+    legacy: Legacy, cutover_settings: Settings
+) -> None:
+    planned = run_cutover(cutover_settings).plan
+    v3 = next(c for c in planned.channels if c.name == "Secure traps")
+    assert any("engine id 80" in warning for warning in v3.warnings)
+
+    run_cutover(cutover_settings, apply=True)
+
+    channel_ids = {
+        row["id"] for row in rows(legacy.url, "SELECT id FROM notification_channels")
+    }
+    rule_ids = {
+        row["id"]
+        for row in rows(legacy.url, "SELECT id FROM notification_routing_rules")
+    }
+    assert channel_ids == {c.channel_id for c in planned.new_channels}
+    assert rule_ids == {r.rule_id for r in planned.new_rules}

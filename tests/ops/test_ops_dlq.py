@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from services.ops.dlq import Replayer, read_dead_letters
 from switchboard.cli import app
+from switchboard.kafka import make_producer
 from switchboard.topics import JOBS_TOPIC, delivery_topic
 from tests.ops.helpers import (
     dead_letter_headers,
@@ -231,3 +235,24 @@ def test_a_job_dead_lettered_twice_is_replayed_once_from_its_newest(
     ]
     replayed = _replayed_commands(settings, codec, starts, channel)
     assert [(c["job_id"], c["attempt"]) for c in replayed] == [(first["job_id"], 9)]
+
+
+def test_two_operators_replaying_at_once_replay_a_dead_letter_once(
+    settings, codec, dead_letters
+):
+    topic, channel, _commands = dead_letters
+    letters = [d for d in read_dead_letters(settings, topic, codec) if d.command]
+    starts = end_offsets(settings, MAIN_TOPIC)
+
+    def replay_all() -> list[str]:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            replayer = Replayer(conn, make_producer(settings), codec)
+            return [str(r.outcome) for r in replayer.run(letters)]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = [
+            o for f in [pool.submit(replay_all) for _ in "ab"] for o in f.result()
+        ]
+
+    assert sorted(outcomes) == ["already replayed"] * 2 + ["replayed"] * 2
+    assert len(_replayed_commands(settings, codec, starts, channel)) == 2

@@ -240,7 +240,7 @@ def _channel_line(channel: dict[str, Any], kind: str) -> str:
     state = "enabled" if channel["enabled"] else "disabled"
     line = (
         f"    channel {channel['action']:<6} {channel['name']!r} ({state})"
-        f" from integration {channel['legacy_integration_id']}"
+        f" {channel['channel_id']} from integration {channel['legacy_integration_id']}"
     )
     if "config" in channel:
         shown = _non_default(kind, channel["config"])
@@ -253,7 +253,7 @@ def _channel_line(channel: dict[str, Any], kind: str) -> str:
 def _rule_line(rule: dict[str, Any]) -> str:
     line = (
         f"    rule    {rule['action']:<6} {rule['name']!r}"
-        f" from route {rule['legacy_route_id']}"
+        f" {rule['rule_id']} from route {rule['legacy_route_id']}"
     )
     if rule["action"] == "create":
         matchers = [f"to {rule['channel_name']!r}", f"priority {rule['priority']}"]

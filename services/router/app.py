@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,30 @@ class BatchTally:
     dead_lettered: Counter[str] = field(default_factory=Counter)
 
 
+# (topic, key, value, produce keyword arguments such as partition and headers)
+Output = tuple[str, str | bytes | None, bytes | None, dict[str, Any]]
+
+
+@dataclass
+class PreparedBatch:
+    """A polled batch with everything decided and encoded, ready to produce."""
+
+    messages: list[Message]
+    started: float
+    outputs: list[Output] = field(default_factory=list)
+    tally: BatchTally = field(default_factory=BatchTally)
+
+    def add(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes | None,
+        **extra: Any,
+    ) -> None:
+        """Queue one message for the batch's transaction."""
+        self.outputs.append((topic, key, value, extra))
+
+
 def epoch_ms(moment: Any) -> int:
     """Milliseconds since the epoch of a decoded timestamp."""
     return int(moment.timestamp() * 1000)
@@ -138,6 +163,9 @@ class Router:
         self._throttle = ThrottleState()
         self._next_expiry = 0.0
         self._aborts_in_a_row = 0
+        # One thread commits a batch while the loop prepares the next one.
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="router-commit")
+        self._in_flight: tuple[PreparedBatch, Future[None]] | None = None
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._reader: ChangelogReader | None = None
@@ -159,6 +187,7 @@ class Router:
         try:
             while not stop.is_set():
                 self._poll_once()
+            self._settle()
         finally:
             self._shutdown()
 
@@ -210,6 +239,7 @@ class Router:
 
     def _shutdown(self) -> None:
         self.ready.clear()
+        self._committer.shutdown(wait=True)
         if self._consumer is not None:
             self._consumer.close()
         if self._producer is not None:
@@ -234,6 +264,11 @@ class Router:
         )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The batch being committed may hold offsets of these partitions: let
+        # it finish before they go, so the next owner starts where it ended.
+        # Its outcome is handled by the batch loop once the poll returns.
+        if self._in_flight is not None:
+            wait([self._in_flight[1]])
         for partition in partitions:
             self._throttle.drop(partition.partition)
         log.info(
@@ -244,52 +279,81 @@ class Router:
     # The batch loop.
 
     def _poll_once(self) -> None:
+        """Prepare the next batch while the previous one commits, then send it."""
         assert self._consumer is not None
         messages = self._consumer.consume(
             self._options.batch_size, timeout=self._options.batch_timeout_s
         )
         routable = [message for message in messages if _usable(message)]
-        if routable:
-            self._route_batch(routable)
-
-    def _route_batch(self, messages: list[Message]) -> None:
-        assert self._producer is not None and self._consumer is not None
-        started = time.monotonic()
-        self._refresh_index()
-        tally = BatchTally()
-        self._producer.begin_transaction()
-        try:
-            self._produce_batch(messages, tally)
-            self._producer.send_offsets_to_transaction(
-                _next_offsets(messages),
-                self._consumer.consumer_group_metadata(),
-                TRANSACTION_TIMEOUT_S,
-            )
-            self._commit()
-        except KafkaException as error:
-            self._abort(error)
+        if not routable:
+            self._settle()
             return
-        self._throttle.commit()
-        self._aborts_in_a_row = 0
-        self._record(tally, messages, time.monotonic() - started)
+        batch = self._prepare(routable)
+        if self._settle():
+            self._submit(batch)
 
-    def _produce_batch(self, messages: list[Message], tally: BatchTally) -> None:
+    def _prepare(self, messages: list[Message]) -> PreparedBatch:
+        """Decide and encode everything a batch produces (no Kafka calls)."""
+        self._refresh_index()
+        self._throttle.begin_batch()
+        batch = PreparedBatch(messages, started=time.monotonic())
         created_at = utc_now()
         for message in messages:
-            self._route(message, tally, created_at)
+            self._route(message, batch, created_at)
         if time.monotonic() >= self._next_expiry:
             self._throttle.expire(self._window_minutes)
             self._next_expiry = time.monotonic() + self._options.expire_interval_s
-        for partition, key, sent_at in self._throttle.pending_changes():
+        for partition, key, sent_at in self._throttle.batch_changes():
             value = encode_sent_at(sent_at) if sent_at is not None else None
-            self._produce(self._topics.throttle, key, value, partition=partition)
+            batch.add(self._topics.throttle, key, value, partition=partition)
+        return batch
 
-    def _route(self, message: Message, tally: BatchTally, created_at: Any) -> None:
+    def _submit(self, batch: PreparedBatch) -> None:
+        """Produce a prepared batch in a new transaction and start committing it."""
+        assert self._producer is not None and self._consumer is not None
+        self._producer.begin_transaction()
+        try:
+            for output in batch.outputs:
+                self._produce(output)
+        except KafkaException as error:
+            self._abort(error)
+            return
+        offsets = _next_offsets(batch.messages)
+        group = self._consumer.consumer_group_metadata()
+        future = self._committer.submit(self._finish, offsets, group)
+        self._in_flight = (batch, future)
+
+    def _finish(self, offsets: list[TopicPartition], group: Any) -> None:
+        """Add the input offsets to the transaction and commit it (committer thread)."""
+        assert self._producer is not None
+        self._producer.send_offsets_to_transaction(
+            offsets, group, TRANSACTION_TIMEOUT_S
+        )
+        self._commit()
+
+    def _settle(self) -> bool:
+        """Wait for the batch being committed; False if it aborted (input rewound)."""
+        if self._in_flight is None:
+            return True
+        batch, future = self._in_flight
+        self._in_flight = None
+        try:
+            future.result()
+        except KafkaException as error:
+            self._abort(error)
+            return False
+        self._throttle.commit()
+        self._aborts_in_a_row = 0
+        self._record(batch)
+        return True
+
+    def _route(self, message: Message, batch: PreparedBatch, created_at: Any) -> None:
+        tally = batch.tally
         tally.events += 1
         try:
             alert = self._decode(message)
         except CodecError as error:
-            self._dead_letter(message, error)
+            self._dead_letter(message, error, batch)
             tally.dead_lettered[type(error).__name__] += 1
             return
         matches = self._index.matches(alert)
@@ -303,7 +367,7 @@ class Router:
             )
         body = alert_body(self._codec, message.value(), alert)
         for match in matches:
-            self._emit(message.partition(), alert, body, match, tally, created_at)
+            self._emit(message.partition(), alert, body, match, batch, created_at)
 
     def _decode(self, message: Message) -> dict[str, Any]:
         value = message.value()
@@ -317,7 +381,7 @@ class Router:
         alert: dict[str, Any],
         body: bytes,
         match: Match,
-        tally: BatchTally,
+        batch: PreparedBatch,
         created_at: Any,
     ) -> None:
         command = new_command(
@@ -327,8 +391,9 @@ class Router:
             match.rule_id,
             created_at=created_at,
         )
+        tally = batch.tally
         if self._allowed(partition, alert, match):
-            self._produce(
+            batch.add(
                 self._topics.delivery(match.channel_type),
                 match.channel_id,
                 self._commands.encode(command, body),
@@ -344,7 +409,7 @@ class Router:
                 reason="throttled",
             )
             tally.suppressed[match.channel_type] += 1
-        self._produce(
+        batch.add(
             self._topics.jobs, command["job_id"], self._job_events.encode(event, body)
         )
 
@@ -360,7 +425,9 @@ class Router:
             partition, key, match.throttle_minutes, event_ms
         )
 
-    def _dead_letter(self, message: Message, error: CodecError) -> None:
+    def _dead_letter(
+        self, message: Message, error: CodecError, batch: PreparedBatch
+    ) -> None:
         headers = list(message.headers() or [])
         headers += [
             (REASON_HEADER, str(error).encode("utf-8")),
@@ -369,7 +436,7 @@ class Router:
             (SOURCE_PARTITION_HEADER, str(message.partition()).encode("ascii")),
             (SOURCE_OFFSET_HEADER, str(message.offset()).encode("ascii")),
         ]
-        self._produce(self._topics.dlq, message.key(), message.value(), headers=headers)
+        batch.add(self._topics.dlq, message.key(), message.value(), headers=headers)
         log.warning(
             "undecodable alert event dead-lettered",
             extra={
@@ -380,20 +447,9 @@ class Router:
             },
         )
 
-    def _produce(
-        self,
-        topic: str,
-        key: str | bytes | None,
-        value: bytes | None,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
+    def _produce(self, output: Output) -> None:
         assert self._producer is not None
-        extra: dict[str, Any] = {}
-        if partition is not None:
-            extra["partition"] = partition
-        if headers is not None:
-            extra["headers"] = headers
+        topic, key, value, extra = output
         while True:
             try:
                 self._producer.produce(topic, value, key, **extra)
@@ -488,9 +544,9 @@ class Router:
         rule = self._rules.get(rule_id)
         return rule.throttle_minutes if rule is not None else None
 
-    def _record(
-        self, tally: BatchTally, messages: list[Message], seconds: float
-    ) -> None:
+    def _record(self, batch: PreparedBatch) -> None:
+        tally, messages = batch.tally, batch.messages
+        seconds = time.monotonic() - batch.started
         metrics.EVENTS_CONSUMED.inc(tally.events)
         metrics.EVENTS_MATCHED.inc(tally.matched)
         for channel_type, count in tally.jobs.items():

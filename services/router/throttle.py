@@ -57,32 +57,65 @@ def decode_sent_at(value: bytes) -> int | None:
         return None
 
 
+Layer = dict[str, int | None]
+
+
 @dataclass
 class PartitionWindows:
-    """Throttle windows of one alerts partition: committed and in the open batch."""
+    """Throttle windows of one alerts partition: committed, then one layer per batch.
+
+    A layer holds the changes (window starts, or None for an ended window) of
+    one batch whose transaction has not committed yet, oldest first.
+    """
 
     committed: dict[str, int] = field(default_factory=dict)
-    pending: dict[str, int | None] = field(default_factory=dict)
+    layers: list[tuple[int, Layer]] = field(default_factory=list)
     newest_event_ms: int = 0
 
     def sent_at(self, key: str) -> int | None:
-        """When the window of ``key`` started, counting the open batch."""
-        if key in self.pending:
-            return self.pending[key]
+        """When the window of ``key`` started, counting uncommitted batches."""
+        for _batch, layer in reversed(self.layers):
+            if key in layer:
+                return layer[key]
         return self.committed.get(key)
+
+    def pending(self, key: str) -> bool:
+        """Whether an uncommitted batch changes ``key``."""
+        return any(key in layer for _batch, layer in self.layers)
+
+    def layer(self, batch: int) -> Layer:
+        """The changes of ``batch``, created on first use."""
+        if not self.layers or self.layers[-1][0] != batch:
+            self.layers.append((batch, {}))
+        return self.layers[-1][1]
+
+    def fold(self, batch: int) -> None:
+        """Make the changes of ``batch`` (the oldest layer, if any) committed."""
+        if not self.layers or self.layers[0][0] != batch:
+            return
+        _batch, layer = self.layers.pop(0)
+        for key, sent_at in layer.items():
+            if sent_at is None:
+                self.committed.pop(key, None)
+            else:
+                self.committed[key] = sent_at
 
 
 class ThrottleState:
     """Windows of every assigned partition, changed batch by batch like a transaction.
 
-    Changes made while a batch is processed stay pending; :meth:`commit` folds
-    them in once the Kafka transaction that carried them committed, and
-    :meth:`rollback` forgets them when it aborted.
+    :meth:`begin_batch` opens a batch; its changes stay in their own layer
+    until :meth:`commit` folds in the oldest open batch once the Kafka
+    transaction that carried it committed. Decisions see every open batch, so
+    a batch prepared while the previous one commits builds on it;
+    :meth:`rollback` forgets every open batch when a transaction aborted.
     """
 
     def __init__(self) -> None:
         """No partitions yet; :meth:`load` adds them on assignment."""
         self._partitions: dict[int, PartitionWindows] = {}
+        self._open: list[int] = []
+        self._batch = 0
 
     def load(self, partition: int, windows: dict[str, int]) -> None:
         """Take over a partition with the windows read from its changelog."""
@@ -104,10 +137,15 @@ class ThrottleState:
         """Committed windows over all partitions."""
         return sum(len(p.committed) for p in self._partitions.values())
 
+    def begin_batch(self) -> None:
+        """Open a batch: changes from now on belong to it."""
+        self._batch += 1
+        self._open.append(self._batch)
+
     def should_send(
         self, partition: int, key: str, throttle_minutes: int, event_ms: int
     ) -> bool:
-        """Decide one match; a send starts a new window (pending until commit)."""
+        """Decide one match; a send starts a new window in the open batch."""
         windows = self._partitions[partition]
         windows.newest_event_ms = max(windows.newest_event_ms, event_ms)
         if throttle_minutes <= 0:
@@ -118,51 +156,47 @@ class ThrottleState:
             and event_ms - sent_at < throttle_minutes * MS_PER_MINUTE
         ):
             return False
-        windows.pending[key] = event_ms
+        windows.layer(self._batch)[key] = event_ms
         return True
 
-    def expire(
-        self, window_minutes: Callable[[str], int | None]
-    ) -> list[tuple[int, str]]:
-        """Mark windows that ended (in event time) or whose rule no longer throttles.
+    def expire(self, window_minutes: Callable[[str], int | None]) -> int:
+        """End windows that passed (in event time) or whose rule no longer throttles.
 
         ``window_minutes`` gives a rule's current throttle minutes (None if the
-        rule is gone). Returns (partition, key) pairs to tombstone.
+        rule is gone). The ends are changes of the open batch; returns how many.
         """
-        expired = []
-        for partition, windows in self._partitions.items():
+        expired = 0
+        for windows in self._partitions.values():
             for key, sent_at in windows.committed.items():
-                if key in windows.pending:
+                if windows.pending(key):
                     continue
                 minutes = window_minutes(rule_of_key(key))
                 if (
                     not minutes
                     or windows.newest_event_ms - sent_at >= minutes * MS_PER_MINUTE
                 ):
-                    windows.pending[key] = None
-                    expired.append((partition, key))
+                    windows.layer(self._batch)[key] = None
+                    expired += 1
         return expired
 
-    def pending_changes(self) -> Iterator[tuple[int, str, int | None]]:
-        """(partition, key, window start or None for a tombstone) of the open batch."""
+    def batch_changes(self) -> Iterator[tuple[int, str, int | None]]:
+        """(partition, key, window start or None) of the newest open batch."""
         for partition, windows in self._partitions.items():
-            for key, sent_at in windows.pending.items():
-                yield partition, key, sent_at
+            if windows.layers and windows.layers[-1][0] == self._batch:
+                for key, sent_at in windows.layers[-1][1].items():
+                    yield partition, key, sent_at
 
     def commit(self) -> None:
-        """The batch's transaction committed: its changes are now durable."""
+        """The oldest open batch's transaction committed: its changes are durable."""
+        batch = self._open.pop(0)
         for windows in self._partitions.values():
-            for key, sent_at in windows.pending.items():
-                if sent_at is None:
-                    windows.committed.pop(key, None)
-                else:
-                    windows.committed[key] = sent_at
-            windows.pending.clear()
+            windows.fold(batch)
 
     def rollback(self) -> None:
-        """The batch's transaction aborted: forget its changes."""
+        """A transaction aborted: forget every open batch."""
+        self._open.clear()
         for windows in self._partitions.values():
-            windows.pending.clear()
+            windows.layers.clear()
 
 
 class ChangelogReader:

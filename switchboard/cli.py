@@ -466,14 +466,20 @@ def _dead_letters(settings: Settings, topic: str) -> list[Any]:
 
 
 def _selection(
-    job: str | None, channel: str | None, tenant: str | None, since: str | None
+    job: str | None,
+    channel: str | None,
+    tenant: str | None,
+    since: str | None,
+    reason: str | None,
 ) -> Any:
     """The dead letters the filter options select."""
     from services.ops.dlq import Selection
     from services.ops.groups import parse_time
 
     moment = _ops_call(lambda: parse_time(since)) if since else None
-    return Selection(job_id=job, channel_id=channel, tenant_id=tenant, since=moment)
+    return Selection(
+        job_id=job, channel_id=channel, tenant_id=tenant, since=moment, reason=reason
+    )
 
 
 @dlq_app.command("list")
@@ -485,6 +491,7 @@ def dlq_list(
     channel: str = typer.Option(None, help="Only this channel id."),
     tenant: str = typer.Option(None, help="Only this tenant id."),
     since: str = typer.Option(None, help="Dead-lettered at or after (ISO time)."),
+    reason: str = typer.Option(None, help="Only this reason (e.g. http_4xx)."),
     topic: str = typer.Option(None, help="Read this topic instead of TYPE's."),
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
 ) -> None:
@@ -498,7 +505,7 @@ def dlq_list(
 
     settings = load_settings()
     topic = topic or dlq_topic(channel_type)
-    selection = _selection(job, channel, tenant, since)
+    selection = _selection(job, channel, tenant, since, reason)
     letters = [d for d in _dead_letters(settings, topic) if selection.matches(d)]
     shown = page_of(letters, limit, page)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
@@ -521,6 +528,7 @@ def dlq_replay(
     channel: str = typer.Option(None, help="Only this channel id."),
     tenant: str = typer.Option(None, help="Only this tenant id."),
     since: str = typer.Option(None, help="Dead-lettered at or after (ISO time)."),
+    reason: str = typer.Option(None, help="Only this reason (e.g. http_4xx)."),
     replay_all: bool = typer.Option(False, "--all", help="Everything on the topic."),
     again: bool = typer.Option(False, "--again", help="Also those replayed before."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show, change nothing."),
@@ -537,10 +545,11 @@ def dlq_replay(
     from switchboard.topics import dlq_topic
 
     settings = load_settings()
-    selection = _selection(job, channel, tenant, since)
+    selection = _selection(job, channel, tenant, since, reason)
     if selection.empty and not replay_all:
         raise fail(
-            "choose dead letters with --job, --channel, --tenant or --since, or --all"
+            "choose dead letters with --job, --channel, --tenant, --since or "
+            "--reason, or --all"
         )
     topic = topic or dlq_topic(channel_type)
     letters = [d for d in _dead_letters(settings, topic) if selection.matches(d)]

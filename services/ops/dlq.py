@@ -198,11 +198,19 @@ class Selection:
     channel_id: str | None = None
     tenant_id: str | None = None
     since: datetime | None = None
+    reason: str | None = None
 
     @property
     def empty(self) -> bool:
         """Whether nothing narrows the selection."""
-        return not (self.job_id or self.channel_id or self.tenant_id or self.since)
+        narrowing = (
+            self.job_id,
+            self.channel_id,
+            self.tenant_id,
+            self.since,
+            self.reason,
+        )
+        return not any(narrowing)
 
     def matches(self, letter: DeadLetter) -> bool:
         """Whether ``letter`` is selected."""
@@ -213,6 +221,8 @@ class Selection:
         if self.tenant_id and letter.tenant_id != self.tenant_id:
             return False
         if self.since and (letter.timestamp is None or letter.timestamp < self.since):
+            return False
+        if self.reason and letter.reason != self.reason:
             return False
         return True
 

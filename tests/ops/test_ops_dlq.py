@@ -77,6 +77,18 @@ def test_list_shows_what_is_on_the_dead_letter_topic(dead_letters):
         ).stdout
     )
     table = _cli("dlq", "list", "webhook", "--topic", topic).stdout
+    broken = json.loads(
+        _cli(
+            "dlq",
+            "list",
+            "webhook",
+            "--topic",
+            topic,
+            "--json",
+            "--reason",
+            "undecodable",
+        ).stdout
+    )
 
     assert listed["total"] == 3
     items = {item["offset"]: item for item in listed["items"]}
@@ -91,6 +103,7 @@ def test_list_shows_what_is_on_the_dead_letter_topic(dead_letters):
     assert items[2]["reason"] == "undecodable"
     assert len(paged["items"]) == 1
     assert "3 dead letter(s)" in table
+    assert [item["offset"] for item in broken["items"]] == [2]
 
 
 def test_dry_run_changes_nothing(settings, codec, dict_conn, dead_letters):

@@ -37,7 +37,7 @@ from services.cutover.legacy import (
     LegacyRoute,
     LegacySnapshot,
 )
-from services.cutover.routes import rule_fields
+from services.cutover.routes import may_both_match, rule_fields
 from services.deliverer.redact import redact, secret_values
 
 INTEGRATIONS, ROUTES, JOBS = "integrations", "integration_routes", "delivery_jobs"
@@ -511,6 +511,26 @@ class _Planner:
                 f"{self.snapshot.orphan_attempts} attempts belong to no job and are "
                 "not carried over"
             )
+        self._overlaps()
+
+    def _overlaps(self) -> None:
+        """Warn where one alert could match two rules of the same channel.
+
+        Old jobs were per integration, not per route; a rule is a job of its own,
+        so such an alert is now delivered once per matching rule.
+        """
+        by_channel: dict[str, list[RuleItem]] = {}
+        for rule in self.result.new_rules:
+            by_channel.setdefault(rule.fields["channel_id"], []).append(rule)
+        for rules in by_channel.values():
+            for index, first in enumerate(rules):
+                for second in rules[index + 1 :]:
+                    if may_both_match(first.fields, second.fields):
+                        self.result.warnings.append(
+                            f"routes {first.legacy_id} and {second.legacy_id} can both "
+                            f"match one alert; {first.channel_name!r} then gets it "
+                            "once per rule"
+                        )
 
     def _all_rows(self) -> Iterable[Any]:
         yield from self.snapshot.integrations

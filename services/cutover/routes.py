@@ -54,3 +54,21 @@ def _kinds(values: list[str] | None) -> list[Any]:
         if kind not in kinds:
             kinds.append(kind)
     return kinds
+
+
+def may_both_match(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Whether some alert event could match both rules (given as RuleCreate fields).
+
+    Every matcher must leave a common value: kinds, sites and alert types must
+    intersect (an empty list accepts all), and some device prefix of one must
+    extend a prefix of the other. Minimum severities always share CRITICAL.
+    """
+    if not (first["enabled"] and second["enabled"]):
+        return False
+    for name in ("deliver_on", "site_ids", "alert_types"):
+        if first[name] and second[name] and not set(first[name]) & set(second[name]):
+            return False
+    prefixes, others = first["device_prefixes"], second["device_prefixes"]
+    if prefixes and others:
+        return any(a.startswith(b) or b.startswith(a) for a in prefixes for b in others)
+    return True

@@ -254,3 +254,23 @@ def test_an_invalid_address_names_the_old_list_entry() -> None:
         },
     )
     assert list(found) == ["config.to.1 (old config.recipients.1)"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "overlap"),
+    [
+        ({"deliver_on": ["OPEN"]}, {"deliver_on": ["closed"]}, False),
+        ({"deliver_on": ["OPEN"]}, {"site_ids": ["s1"]}, True),
+        ({"device_prefixes": ["core-"]}, {"device_prefixes": ["core-1", "x"]}, True),
+        ({"device_prefixes": ["core-"]}, {"device_prefixes": ["edge-"]}, False),
+        ({"alert_types": ["a", "b"]}, {"alert_types": ["b"]}, True),
+        ({"site_ids": ["s1"]}, {"site_ids": ["s1"], "enabled": False}, False),
+    ],
+)
+def test_two_routes_of_one_integration_that_can_both_match_are_warned_about(
+    first: dict, second: dict, overlap: bool
+) -> None:
+    target = integration("webhook", {"url": f"https://{HOST}/h"})
+    plan = plan_of(target, routes=(route(target, **first), route(target, **second)))
+    warned = [w for w in plan.warnings if "can both match one alert" in w]
+    assert bool(warned) is overlap

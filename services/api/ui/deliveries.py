@@ -78,6 +78,8 @@ async def job_page(request: Request, api: Api, job_id: uuid.UUID) -> Response:
         "nav": "deliveries",
         "job": job,
         "channel_name": names.get(job["channel_id"]),
+        "final_states": FINAL_STATES,
+        "follow": request.query_params.get("follow") == "1",
     }
     return render(request, "job.html", context)
 
@@ -114,5 +116,7 @@ async def retry(request: Request, api: Api, form: Form, job_id: uuid.UUID) -> Re
         problem = "; ".join(answer.problems.values())
         return notice_redirect(request, page, f"Not retried: {problem}")
     return notice_redirect(
-        request, page, f"Retry queued as attempt {answer.body['attempt']}."
+        request,
+        f"{page}?follow=1",
+        f"Retry queued as attempt {answer.body['attempt']}.",
     )

@@ -36,6 +36,26 @@ function followTest(box) {
   poll();
 }
 
+// Reload a job's page once the job changed (a retry recorded, an attempt made).
+function reloadOnChange(note) {
+  let polls = 0;
+  async function poll() {
+    polls += 1;
+    try {
+      const response = await fetch(note.dataset.followUrl, { credentials: "same-origin" });
+      const state = response.ok ? await response.json() : null;
+      if (state && state.recorded && state.updated_at !== note.dataset.updated) {
+        window.location.replace(window.location.pathname);
+        return;
+      }
+    } catch (error) {
+      return;
+    }
+    if (polls < 120) { setTimeout(poll, polls < 30 ? 1000 : 5000); }
+  }
+  setTimeout(poll, 1000);
+}
+
 // Move focus to the first field the API complained about, or the problem list.
 function focusFirstProblem() {
   const invalid = document.querySelector("[aria-invalid='true']");
@@ -45,5 +65,6 @@ function focusFirstProblem() {
 
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("[data-state-url]").forEach(followTest);
+  document.querySelectorAll("[data-follow-url]").forEach(reloadOnChange);
   focusFirstProblem();
 });

@@ -156,7 +156,8 @@ class LagExporter:
 
     Every process of a group computes the same figures; pass ``member_id`` (for
     example ``consumer.memberid``) to export only the partitions this process
-    owns, so that summing over processes counts each partition once.
+    owns, so that summing over processes counts each partition once (stop the
+    exporter before closing that consumer).
     """
 
     def __init__(

@@ -21,6 +21,7 @@ from standardwebhooks import Webhook
 
 from services.deliverer.channels.base import ResolvedChannel
 from services.deliverer.channels.webhook.payload import build_payload, encode_payload
+from services.deliverer.clients import ClientPool
 from services.deliverer.outcome import Outcome, Reason, classify_http
 from services.deliverer.targets import check_target
 from services.deliverer.text import truncate_chars
@@ -31,9 +32,8 @@ MAX_RESPONSE_BYTES = 4096
 MAX_RESPONSE_CHARS = 1000
 FOLLOWED_REDIRECTS = frozenset({307, 308})
 USER_AGENT = "Switchboard-Webhook/1"
-# Connections across all channels; per-channel concurrency is bounded upstream.
-MAX_CONNECTIONS = 512
-MAX_KEEPALIVE = 128
+# Connections per channel; the deliverer runs at most as many attempts at once.
+CONNECTIONS_PER_CHANNEL = 16
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,11 @@ class Sender:
     """Posts signed webhook payloads with one connection pool for the process."""
 
     def __init__(self, settings: Settings) -> None:
-        """Create the HTTP client shared by every webhook channel."""
+        """Prepare the per-channel HTTP clients, created on first use."""
         self._allow_private = settings.allow_private_targets
-        self._client = httpx.AsyncClient(
+        self._clients = ClientPool(
+            CONNECTIONS_PER_CHANNEL,
             follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE
-            ),
             headers={"user-agent": USER_AGENT},
         )
         self._signers: dict[str, Webhook] = {}
@@ -68,24 +66,34 @@ class Sender:
             "content-type": "application/json",
         }
         url = httpx.URL(str(channel.config.url))
-        outcome = await self._post(url, body, headers, channel.config.timeout_s)
-        if isinstance(outcome, Redirect):
-            followed = await self._post(
-                outcome.url, body, headers, channel.config.timeout_s
+        async with self._clients.client(channel.id) as client:
+            return await self._post_following(client, url, body, headers, channel)
+
+    async def _post_following(
+        self,
+        client: httpx.AsyncClient,
+        url: httpx.URL,
+        body: bytes,
+        headers: dict[str, str],
+        channel: ResolvedChannel,
+    ) -> Outcome:
+        timeout_s = channel.config.timeout_s
+        outcome = await self._post(client, url, body, headers, timeout_s)
+        if not isinstance(outcome, Redirect):
+            return outcome
+        followed = await self._post(client, outcome.url, body, headers, timeout_s)
+        if isinstance(followed, Redirect):
+            return Outcome.permanent(
+                Reason.HTTP_REDIRECT,
+                f"HTTP {followed.status_code} redirect to {followed.url} "
+                "after a redirect already followed",
+                followed.status_code,
             )
-            if isinstance(followed, Redirect):
-                return Outcome.permanent(
-                    Reason.HTTP_REDIRECT,
-                    f"HTTP {followed.status_code} redirect to {followed.url} "
-                    "after a redirect already followed",
-                    followed.status_code,
-                )
-            return followed
-        return outcome
+        return followed
 
     async def close(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
+        """Close every channel's connections."""
+        await self._clients.close()
 
     def _signature_headers(
         self, job_id: str, body: bytes, secrets: Any
@@ -99,17 +107,22 @@ class Sender:
         return signature_headers(signer, job_id, datetime.now(UTC), body)
 
     async def _post(
-        self, url: httpx.URL, body: bytes, headers: dict[str, str], timeout_s: float
+        self,
+        client: httpx.AsyncClient,
+        url: httpx.URL,
+        body: bytes,
+        headers: dict[str, str],
+        timeout_s: float,
     ) -> Outcome | Redirect:
         """One request: its outcome, or the redirect to follow."""
         refused = await check_target(url, self._allow_private)
         if refused is not None:
             return refused
         try:
-            request = self._client.build_request(
+            request = client.build_request(
                 "POST", url, content=body, headers=headers, timeout=timeout_s
             )
-            response = await self._client.send(request, stream=True)
+            response = await client.send(request, stream=True)
             try:
                 text = await _bounded_body(response)
             finally:

@@ -1,0 +1,81 @@
+"""The deliverer's pure parts: retry ladder, offset tracking, redaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.deliverer.channels.slack.config import Secrets as SlackSecrets
+from services.deliverer.ladder import RetryLadder, Tier
+from services.deliverer.offsets import OffsetTracker
+from services.deliverer.redact import REDACTED, redact, secret_values
+
+TIERS = [
+    Tier("10s", 10_000, "r10s"),
+    Tier("1m", 60_000, "r1m"),
+    Tier("1h", 3_600_000, "r1h"),
+]
+NOW = datetime(2026, 12, 3, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retry_after_s", "tier", "wait_s"),
+    [
+        (1, None, "10s", 10),
+        (2, None, "1m", 60),
+        (3, None, "1h", 3600),
+        (5, None, "1h", 3600),
+        (1, 30, "1m", 60),
+        (1, 5, "10s", 10),
+        (2, 3600, "1h", 3600),
+        (1, 7200, "1h", 7200),
+    ],
+)
+def test_ladder_picks_the_tier_and_never_an_earlier_time(
+    attempt: int, retry_after_s: float | None, tier: str, wait_s: int
+) -> None:
+    plan = RetryLadder(TIERS, max_attempts=6).plan(attempt, retry_after_s, NOW)
+
+    assert plan.tier.label == tier
+    assert plan.attempt == attempt + 1
+    assert plan.not_before >= NOW + timedelta(seconds=wait_s)
+    assert plan.not_before.microsecond % 1000 == 0
+
+
+def test_ladder_stops_after_the_last_attempt() -> None:
+    assert RetryLadder(TIERS, max_attempts=6).plan(6, None, NOW) is None
+
+
+def test_offsets_are_stored_only_up_to_the_lowest_unfinished() -> None:
+    tracker = OffsetTracker()
+    tokens = {offset: tracker.begin("t", 0, offset) for offset in (5, 6, 7)}
+
+    assert tracker.finish(tokens[7], 7) == 5
+    assert tracker.finish(tokens[6], 6) is None
+    assert tracker.finish(tokens[5], 5) == 8
+
+
+def test_work_from_a_revoked_assignment_stores_nothing() -> None:
+    tracker = OffsetTracker()
+    old = tracker.begin("t", 0, 10)
+    tracker.forget([("t", 0)])
+    new = tracker.begin("t", 0, 10)
+
+    assert tracker.finish(old, 10) is None
+    assert tracker.finish(new, 10) == 11
+
+
+def test_secret_urls_are_redacted_in_every_printed_form() -> None:
+    url = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    secrets = secret_values(SlackSecrets(webhook_url=url))
+    text = (
+        f"ConnectError for {url}: refused; path /services/T0000/B0000/"
+        "XXXXXXXXXXXXXXXXXXXXXXXX"
+    )
+
+    cleaned = redact(text, secrets)
+
+    assert "XXXXXXXX" not in cleaned
+    assert "T0000" not in cleaned
+    assert REDACTED in cleaned

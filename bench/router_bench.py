@@ -220,8 +220,21 @@ def consumed_so_far() -> float:
     return REGISTRY.get_sample_value("switchboard_router_events_consumed_total") or 0.0
 
 
-def time_router(settings: Settings, topics: RouterTopics, events: int) -> float:
-    """Route a backlog of ``events`` with the real router; events per second."""
+@dataclass(frozen=True)
+class Rate:
+    """Events per second (wall clock) and CPU microseconds per event (process)."""
+
+    per_s: float
+    cpu_us: float
+
+    @classmethod
+    def measure(cls, events: int, wall_s: float, cpu_s: float) -> Rate:
+        """The rate of ``events`` handled in ``wall_s`` using ``cpu_s`` of CPU."""
+        return cls(events / wall_s, cpu_s / events * 1e6)
+
+
+def time_router(settings: Settings, topics: RouterTopics, events: int) -> Rate:
+    """Route a backlog of ``events`` with the real router."""
     options = RouterOptions(
         transactional_id=f"bench.router.{uuid.uuid4().hex[:8]}",
         group_id=f"bench.router.{uuid.uuid4().hex[:8]}",
@@ -238,12 +251,13 @@ def time_router(settings: Settings, topics: RouterTopics, events: int) -> float:
     # Timed from the first committed batch, so start-up (config cache, group
     # join, throttle restore) is left out of the rate.
     first_batch, started = consumed_so_far() - before, time.monotonic()
+    cpu_started = time.process_time()
     while consumed_so_far() - before < events:
         time.sleep(0.002)
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
     stop.set()
     thread.join(60)
-    return (events - first_batch) / elapsed
+    return Rate.measure(events - first_batch, elapsed, cpu)
 
 
 Output = tuple[str, str, bytes]
@@ -283,7 +297,7 @@ def router_outputs(
 
 def time_ceiling(
     settings: Settings, alerts_topic: str, outputs: dict[bytes, list[Output]]
-) -> float:
+) -> Rate:
     """The same consume-produce-commit loop without decoding or matching."""
     consumer = make_consumer(settings, f"bench.ceiling.{uuid.uuid4().hex[:8]}")
     consumer.subscribe([alerts_topic])
@@ -291,7 +305,7 @@ def time_ceiling(
         settings, f"bench.ceiling.{uuid.uuid4().hex}"
     )
     total, done, started = len(outputs), 0, 0.0
-    first_batch = 0
+    first_batch, cpu_started = 0, 0.0
     while done < total:
         messages = consumer.consume(BATCH_SIZE, timeout=BATCH_TIMEOUT_S)
         messages = [m for m in messages if m.error() is None]
@@ -311,9 +325,10 @@ def time_ceiling(
         done += len(messages)
         if not started:
             first_batch, started = len(messages), time.monotonic()
-    elapsed = time.monotonic() - started
+            cpu_started = time.process_time()
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
     consumer.close()
-    return (total - first_batch) / elapsed
+    return Rate.measure(total - first_batch, elapsed, cpu)
 
 
 def matching_rate(work: Workload, reference: bool, limit: int) -> float:
@@ -402,11 +417,15 @@ def compare_with_ceiling(
     for round_number in range(1, rounds + 1):
         router_rates.append(time_router(settings, topics.router(alerts), len(outputs)))
         ceiling_rates.append(time_ceiling(settings, alerts, outputs))
+        router, ceiling = router_rates[-1], ceiling_rates[-1]
         print(
-            f"  round {round_number}: router {router_rates[-1]:7.0f} events/s, "
-            f"ceiling {ceiling_rates[-1]:7.0f} events/s"
+            f"  round {round_number}: router {router.per_s:7.0f} events/s "
+            f"({router.cpu_us:4.0f} us CPU/event), ceiling {ceiling.per_s:7.0f} "
+            f"events/s ({ceiling.cpu_us:4.0f} us CPU/event), "
+            f"ratio {router.per_s / ceiling.per_s:4.2f}"
         )
-    best_router, best_ceiling = max(router_rates), max(ceiling_rates)
+    best_router = max(rate.per_s for rate in router_rates)
+    best_ceiling = max(rate.per_s for rate in ceiling_rates)
     print(f"  best router : {best_router:7.0f} events/s")
     print(f"  best ceiling: {best_ceiling:7.0f} events/s")
     print(f"  ratio       : {best_router / best_ceiling:7.2f}")
@@ -429,7 +448,8 @@ def scale_rules(
         indexed = matching_rate(work, reference=False, limit=events)
         plain = matching_rate(work, reference=True, limit=max(50, 200_000 // count))
         print(
-            f"  {count:6d} rules: router {rate:7.0f} events/s; in memory: index "
+            f"  {count:6d} rules: router {rate.per_s:7.0f} events/s "
+            f"({rate.cpu_us:4.0f} us CPU/event); in memory: index "
             f"{indexed:8.0f}/s, plain filter {plain:8.0f}/s; "
             f"{matches_per_event(work):.2f} matches/event"
         )

@@ -211,6 +211,7 @@ class Router:
             on_lost=self._on_revoke,
         )
         self.ready.set()
+        metrics.READY.set(1)
         log.info(
             "router ready",
             extra={
@@ -239,6 +240,7 @@ class Router:
 
     def _shutdown(self) -> None:
         self.ready.clear()
+        metrics.READY.set(0)
         self._committer.shutdown(wait=True)
         if self._consumer is not None:
             self._consumer.close()

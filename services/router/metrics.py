@@ -45,3 +45,7 @@ RULES_INDEXED = Gauge(
 THROTTLE_WINDOWS = Gauge(
     "switchboard_router_throttle_windows", "Open throttle windows held in memory."
 )
+READY = Gauge(
+    "switchboard_router_ready",
+    "1 once the config cache caught up and the router consumes, else 0.",
+)

@@ -268,7 +268,7 @@ def _rule_line(rule: dict[str, Any]) -> str:
 
 
 def _history_line(counts: dict[str, int], with_history: bool) -> str:
-    when = "copied" if with_history else "copied only with --with-history"
+    when = "copied" if with_history else "copied by --apply --with-history"
     line = (
         f"    history {counts['delivered']} delivered and {counts['dead']} dead jobs,"
         f" {counts['attempts']} attempts ({when})"

@@ -4,7 +4,8 @@ A row of the old integrations system is converted once: re-running the cutover
 must not bring back a channel a customer has deleted since, and dropping the old
 tables must know which old rows were carried over. ``legacy_cutover_items``
 remembers every converted old row (integration, route or job) with the id of
-what it became; ``legacy_cutover_runs`` records each apply and drop.
+what it became; ``legacy_cutover_runs`` records each apply that wrote
+something (or the first one) and each drop.
 
 Revision ID: 0004
 Revises: 0003

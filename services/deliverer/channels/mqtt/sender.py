@@ -176,7 +176,6 @@ async def _acknowledged(
     if publish.done() and not publish.cancelled() and publish.exception() is None:
         return
     if disconnected.done():
-        _settle(client)
         raise ConnectionLost("connection closed before the broker acknowledged")
     error = publish.exception()
     if isinstance(error, aiomqtt.MqttCodeError) and error.rc == paho.MQTT_ERR_NO_CONN:
@@ -193,6 +192,7 @@ async def _connected(
             return broker.client, False
         client = _client(config, password)
         await client.__aenter__()
+        _settle(client)
         broker.client = client
         return client, True
 
@@ -203,7 +203,6 @@ async def _discard(broker: _Broker, client: aiomqtt.Client | None) -> None:
         return
     if broker.client is client:
         broker.client = None
-    _settle(client)
     try:
         await asyncio.wait_for(client.__aexit__(None, None, None), CLOSE_TIMEOUT_S)
     except (*MQTT_ERRORS, asyncio.CancelledError):
@@ -211,10 +210,17 @@ async def _discard(broker: _Broker, client: aiomqtt.Client | None) -> None:
 
 
 def _settle(client: aiomqtt.Client) -> None:
-    """Mark a lost connection's error as seen; asyncio warns about unseen ones."""
-    disconnected = client._disconnected
-    if disconnected.done() and not disconnected.cancelled():
-        disconnected.exception()
+    """Mark a lost connection's error as seen, now or whenever it happens.
+
+    The sender learns of a lost connection from a failed publish, not from
+    this future; unseen, asyncio would report its exception at exit.
+    """
+    client._disconnected.add_done_callback(_seen)
+
+
+def _seen(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _client(config: Config, password: str | None) -> aiomqtt.Client:

@@ -49,6 +49,7 @@ class RetryGate:
         """Pause and resume partitions of ``consumer``."""
         self._consumer = consumer
         self._held: dict[tuple[str, int], float] = {}
+        self._unsought: dict[tuple[str, int], TopicPartition] = {}
 
     def is_held(self, message: Message) -> bool:
         """Whether the message's partition is held (the message will come again)."""
@@ -60,22 +61,44 @@ class RetryGate:
             message.topic(), message.partition(), message.offset()
         )
         self._consumer.pause([position])
-        self._consumer.seek(position)
-        self._held[(message.topic(), message.partition())] = due.timestamp()
+        key = (message.topic(), message.partition())
+        self._held[key] = due.timestamp()
+        self._unsought[key] = position
+        self._seek(key)
 
     def release_due(self) -> None:
-        """Resume every held partition whose head is due now."""
+        """Resume every held partition whose head is due now and is rewound."""
         now = time.time()
-        due = [key for key, due_s in self._held.items() if due_s <= now]
+        due = [
+            key for key, due_s in self._held.items() if due_s <= now and self._seek(key)
+        ]
         if due:
             self._consumer.resume([TopicPartition(topic, p) for topic, p in due])
             for key in due:
                 del self._held[key]
 
+    def _seek(self, key: tuple[str, int]) -> bool:
+        # Resuming without the rewind would skip the held message and let later
+        # offsets be stored past it, so a failed seek is retried until it works.
+        position = self._unsought.get(key)
+        if position is None:
+            return True
+        try:
+            self._consumer.seek(position)
+        except KafkaException as error:
+            log.warning(
+                "seek back failed; partition stays held",
+                extra={"topic": key[0], "partition": key[1], "error": str(error)},
+            )
+            return False
+        del self._unsought[key]
+        return True
+
     def forget(self, partitions: list[tuple[str, int]]) -> None:
         """Drop revoked partitions."""
         for key in partitions:
             self._held.pop(key, None)
+            self._unsought.pop(key, None)
 
 
 class CommandConsumer:

@@ -84,17 +84,26 @@ class AlertObject:
 
     number: int
     name: str
-    value: Callable[[dict[str, Any]], Any]
+    value: Callable[[dict[str, Any]], Any]  # The value from a DeliveryCommand.
 
 
-def _text(field: str, limit: int = MAX_SHORT_TEXT_BYTES) -> Callable[[dict], Any]:
+Extractor = Callable[[dict[str, Any]], Any]
+
+
+def _alert_text(field: str, limit: int = MAX_SHORT_TEXT_BYTES) -> Extractor:
     def value(command: dict[str, Any]) -> rfc1902.OctetString:
-        raw = (
-            command["alert"].get(field) if field in command["alert"] else command[field]
-        )
-        return _octets(str(raw) if raw is not None else "", limit)
+        raw = command["alert"].get(field)
+        return _octets("" if raw is None else str(raw), limit)
 
     return value
+
+
+def _job_text(field: str) -> Extractor:
+    return lambda command: _octets(str(command[field]), MAX_SHORT_TEXT_BYTES)
+
+
+def _alert_enum(field: str, numbers: dict[str, int]) -> Extractor:
+    return lambda command: rfc1902.Integer32(numbers[str(command["alert"][field])])
 
 
 def _octets(text: str, limit: int) -> rfc1902.OctetString:
@@ -107,50 +116,45 @@ def _labels(command: dict[str, Any]) -> rfc1902.OctetString:
     return _octets(text, MAX_LONG_TEXT_BYTES)
 
 
+def _occurred_at(command: dict[str, Any]) -> rfc1902.OctetString:
+    return date_and_time(command["alert"]["occurred_at"])
+
+
+def _attempt(command: dict[str, Any]) -> rfc1902.Unsigned32:
+    return rfc1902.Unsigned32(command["attempt"])
+
+
+def _is_test(command: dict[str, Any]) -> rfc1902.Integer32:
+    return rfc1902.Integer32(TRUTH_VALUE[bool(command.get("is_test"))])
+
+
 def date_and_time(moment: datetime) -> rfc1902.OctetString:
     """SNMPv2-TC DateAndTime, 11 octets, in UTC (RFC 2579)."""
     utc = moment.astimezone(UTC)
-    octets = utc.year.to_bytes(2, "big") + bytes(
-        [
-            utc.month,
-            utc.day,
-            utc.hour,
-            utc.minute,
-            utc.second,
-            utc.microsecond // 100_000,
-        ]
-    )
+    fields = [utc.month, utc.day, utc.hour, utc.minute, utc.second]
+    deciseconds = utc.microsecond // 100_000
+    octets = utc.year.to_bytes(2, "big") + bytes([*fields, deciseconds])
     return rfc1902.OctetString(octets + b"+\x00\x00")
 
 
 ALERT_OBJECTS: tuple[AlertObject, ...] = (
-    AlertObject(1, "swJobId", _text("job_id")),
-    AlertObject(2, "swEventId", _text("event_id")),
-    AlertObject(3, "swTenantId", _text("tenant_id")),
-    AlertObject(4, "swAlertId", _text("alert_id")),
-    AlertObject(
-        5,
-        "swEventKind",
-        lambda c: rfc1902.Integer32(EVENT_KIND_NUMBER[str(c["alert"]["kind"])]),
-    ),
-    AlertObject(
-        6,
-        "swSeverity",
-        lambda c: rfc1902.Integer32(SEVERITY_NUMBER[str(c["alert"]["severity"])]),
-    ),
-    AlertObject(7, "swAlertType", _text("alert_type")),
-    AlertObject(8, "swSiteId", _text("site_id")),
-    AlertObject(9, "swDeviceId", _text("device_id")),
-    AlertObject(10, "swSummary", _text("summary")),
-    AlertObject(11, "swDetails", _text("details", MAX_LONG_TEXT_BYTES)),
-    AlertObject(12, "swSource", _text("source")),
-    AlertObject(13, "swOccurredAt", lambda c: date_and_time(c["alert"]["occurred_at"])),
+    AlertObject(1, "swJobId", _job_text("job_id")),
+    AlertObject(2, "swEventId", _alert_text("event_id")),
+    AlertObject(3, "swTenantId", _alert_text("tenant_id")),
+    AlertObject(4, "swAlertId", _alert_text("alert_id")),
+    AlertObject(5, "swEventKind", _alert_enum("kind", EVENT_KIND_NUMBER)),
+    AlertObject(6, "swSeverity", _alert_enum("severity", SEVERITY_NUMBER)),
+    AlertObject(7, "swAlertType", _alert_text("alert_type")),
+    AlertObject(8, "swSiteId", _alert_text("site_id")),
+    AlertObject(9, "swDeviceId", _alert_text("device_id")),
+    AlertObject(10, "swSummary", _alert_text("summary")),
+    AlertObject(11, "swDetails", _alert_text("details", MAX_LONG_TEXT_BYTES)),
+    AlertObject(12, "swSource", _alert_text("source")),
+    AlertObject(13, "swOccurredAt", _occurred_at),
     AlertObject(14, "swLabels", _labels),
-    AlertObject(15, "swAttempt", lambda c: rfc1902.Unsigned32(c["attempt"])),
-    AlertObject(
-        16, "swIsTest", lambda c: rfc1902.Integer32(TRUTH_VALUE[bool(c.get("is_test"))])
-    ),
-    AlertObject(17, "swChannelId", _text("channel_id")),
+    AlertObject(15, "swAttempt", _attempt),
+    AlertObject(16, "swIsTest", _is_test),
+    AlertObject(17, "swChannelId", _job_text("channel_id")),
 )
 
 

@@ -220,6 +220,8 @@ BASE = {"host": "mail.example.com", "from_address": "a@example.com", "to": ["b@x
         ({"subject_template": "{{ summary "}, "template error"),
         ({"body_template": "{{ no_such_field }}"}, "no_such_field"),
         ({"html_template": "{% for x in %}"}, "template error"),
+        ({"body_template": "{{ summary.__class__.__mro__ }}"}, "template error"),
+        ({"subject_template": "{{ ''.__class__ }}"}, "template error"),
         ({"ca_certificate_pem": "not a cert", "security": "tls"}, "PEM"),
         ({"security": "smtps"}, "security"),
         ({"from_name": "Evil\r\nBcc: x@y.z"}, "one line"),

@@ -48,3 +48,4 @@ def test_v3_trap_delivered(settings, codec, deliverer, receiver, unique):
     assert trap.get(JOB_ID_OID).text == command["job_id"]
     log = deliverer.log_text()
     assert AUTH_KEY not in log and PRIV_KEY not in log
+    assert not any(AUTH_KEY in str(e) or PRIV_KEY in str(e) for e in recorded)

@@ -7,6 +7,11 @@ throttle changelog records and the input offsets. After a crash or an aborted
 transaction the batch is read again from the committed offsets and decided again
 with the committed throttle state, so each event yields its jobs exactly once
 (job ids are derived from event, rule and channel, so they come out the same).
+
+The loop decides and encodes batch N+1 while a second thread commits batch N,
+so the CPU work overlaps the broker round trips of the transaction; a batch is
+only produced once the one before it committed, and if that one aborted the
+prepared batch is dropped with it and both are read again.
 """
 
 from __future__ import annotations
@@ -14,8 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +34,7 @@ from confluent_kafka import (
 )
 
 from services.router import metrics
+from services.router.batch import Output, PreparedBatch, next_offsets
 from services.router.encoding import SplicedRecord, alert_body
 from services.router.matcher import Match, RuleIndex
 from services.router.throttle import (
@@ -98,41 +102,6 @@ class RouterOptions:
     batch_timeout_s: float = 0.05
     expire_interval_s: float = 30.0
     producer_overrides: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class BatchTally:
-    """What one batch did, for metrics and its log line."""
-
-    events: int = 0
-    matched: int = 0
-    jobs: Counter[str] = field(default_factory=Counter)
-    suppressed: Counter[str] = field(default_factory=Counter)
-    dead_lettered: Counter[str] = field(default_factory=Counter)
-
-
-# (topic, key, value, produce keyword arguments such as partition and headers)
-Output = tuple[str, str | bytes | None, bytes | None, dict[str, Any]]
-
-
-@dataclass
-class PreparedBatch:
-    """A polled batch with everything decided and encoded, ready to produce."""
-
-    messages: list[Message]
-    started: float
-    outputs: list[Output] = field(default_factory=list)
-    tally: BatchTally = field(default_factory=BatchTally)
-
-    def add(
-        self,
-        topic: str,
-        key: str | bytes | None,
-        value: bytes | None,
-        **extra: Any,
-    ) -> None:
-        """Queue one message for the batch's transaction."""
-        self.outputs.append((topic, key, value, extra))
 
 
 def epoch_ms(moment: Any) -> int:
@@ -320,7 +289,7 @@ class Router:
         except KafkaException as error:
             self._abort(error)
             return
-        offsets = _next_offsets(batch.messages)
+        offsets = next_offsets(batch.messages)
         group = self._consumer.consumer_group_metadata()
         future = self._committer.submit(self._finish, offsets, group)
         self._in_flight = (batch, future)
@@ -584,15 +553,6 @@ def _usable(message: Message) -> bool:
             extra={"topic": message.topic(), "error": error.str()},
         )
     return False
-
-
-def _next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
-    """The offsets to commit: one past the last message of each partition."""
-    last: dict[tuple[str, int], int] = {}
-    for message in messages:
-        position = (message.topic(), message.partition())
-        last[position] = max(last.get(position, -1), message.offset())
-    return [TopicPartition(topic, p, offset + 1) for (topic, p), offset in last.items()]
 
 
 def _numbers(partitions: list[TopicPartition]) -> list[int]:

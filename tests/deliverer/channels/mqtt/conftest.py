@@ -19,10 +19,6 @@ from services.receivers.smtp import LocalCertificate, make_local_certificate
 from switchboard.jobs import new_command
 from switchboard.settings import Settings
 
-SHARED_ANONYMOUS_PORT = 11883
-SHARED_AUTH_PORT = 11884
-SHARED_USER, SHARED_PASSWORD = "switchboard", "switchboard-mqtt"
-
 
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> LocalCertificate:

@@ -11,6 +11,9 @@ from services.deliverer.outcome import OutcomeKind, Reason
 from services.receivers.mqtt import MosquittoBroker, MqttRecorder, UnacknowledgingBroker
 from services.receivers.smtp import free_tcp_port
 
+# The stack's Mosquitto (both listeners) is up once the settings fixture ran.
+pytestmark = pytest.mark.usefixtures("settings")
+
 SHARED_ANONYMOUS_PORT = 11883
 SHARED_AUTH_PORT = 11884
 SHARED_USER, SHARED_PASSWORD = "switchboard", "switchboard-mqtt"

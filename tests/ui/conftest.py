@@ -64,6 +64,24 @@ def server(ui_settings: Settings) -> Iterator[str]:
     thread.join(timeout=15)
 
 
+# Logs of the pipeline subprocesses, shown with any failing test's report.
+PIPELINE_LOGS: list[Path] = []
+LOG_TAIL_LINES = 40
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    """Attach the end of the deliverer's and recorder's logs to a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for path in PIPELINE_LOGS:
+        if path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            report.sections.append((f"{path.name} (last lines)", "\n".join(tail)))
+
+
 def _cli_has(command: str) -> bool:
     from switchboard import cli
 
@@ -79,6 +97,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bool]:
         return
     env = os.environ | {"SWITCHBOARD_ALLOW_PRIVATE_TARGETS": "true"}
     logs = tmp_path_factory.mktemp("pipeline")
+    PIPELINE_LOGS.extend(logs / f"{name}.log" for name in ("deliverer", "recorder"))
     command = [str(Path(sys.executable).parent / "switchboard")]
     processes = []
     for name, args in (("deliverer", ["--type", "webhook"]), ("recorder", [])):

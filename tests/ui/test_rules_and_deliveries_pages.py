@@ -231,3 +231,18 @@ def test_forms_without_the_csrf_token_are_refused(
     assert api(server, tenant.key, "GET", f"{CHANNELS}/{channel['id']}")["name"] == (
         "Csrf hook"
     )
+
+
+def test_deliveries_are_paged_newest_first(
+    page: Page, make_tenant, server: str, conn: psycopg.Connection
+) -> None:
+    tenant = make_tenant()
+    channel = _channel(server, tenant, "Busy", "https://busy.example.com/")
+    jobs = [insert_dead_job(conn, tenant, channel["id"]) for _ in range(51)]
+    sign_in(page, tenant.key)
+    page.goto("/ui/deliveries")
+    expect(page.locator("#jobs tbody tr")).to_have_count(50)
+    page.get_by_role("link", name="Older deliveries").click()
+    rows = page.locator("#jobs tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-job-id", jobs[0])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -123,6 +124,8 @@ class CommandConsumer:
         self._codec = codec
         self._slots = slots
         self._tracker = OffsetTracker()
+        self._pending_lock = threading.Lock()
+        self._pending_offsets: dict[tuple[str, int], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer: Consumer | None = None
         self._gate: RetryGate | None = None
@@ -161,6 +164,7 @@ class CommandConsumer:
             raise
         finally:
             await self._drain()
+            await loop.run_in_executor(executor, self._flush_offsets)
             await loop.run_in_executor(executor, consumer.close)
             executor.shutdown(wait=False)
 
@@ -174,11 +178,30 @@ class CommandConsumer:
         while not stopping.is_set():
             if self._gate is not None:
                 self._gate.release_due()
-            messages = await loop.run_in_executor(
-                executor, consumer.consume, CONSUME_BATCH, CONSUME_TIMEOUT_S
-            )
+            messages = await loop.run_in_executor(executor, self._store_and_consume)
             if messages:
                 await self._dispatch(messages, stopping)
+
+    def _store_and_consume(self) -> list[Message]:
+        """Store the offsets that advanced, then consume; runs in the consumer thread.
+
+        ``store_offsets`` can block for milliseconds while ``consume`` runs, so
+        it is called here, batched, rather than from the event loop.
+        """
+        self._flush_offsets()
+        return self._consumer.consume(CONSUME_BATCH, CONSUME_TIMEOUT_S)
+
+    def _flush_offsets(self) -> None:
+        with self._pending_lock:
+            pending, self._pending_offsets = self._pending_offsets, {}
+        if not pending or self._consumer is None:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in pending.items()]
+        try:
+            self._consumer.store_offsets(offsets=offsets)
+        except KafkaException as error:
+            # A partition was revoked meanwhile; its next owner redoes the rest.
+            log.debug("offsets not stored", extra={"error": str(error)})
 
     async def _dispatch(self, messages: list[Message], stopping: asyncio.Event) -> None:
         items = [item for item in map(self._admit, messages) if item is not None]
@@ -257,23 +280,20 @@ class CommandConsumer:
 
     def _store(self, progress: PartitionProgress, offset: int) -> None:
         next_offset = self._tracker.finish(progress, offset)
-        if next_offset is None or self._consumer is None:
-            return
-        try:
-            self._consumer.store_offsets(
-                offsets=[
-                    TopicPartition(progress.topic, progress.partition, next_offset)
-                ]
-            )
-        except KafkaException as error:
-            # The partition was revoked meanwhile; its next owner redoes the rest.
-            log.debug("offset not stored", extra={"error": str(error)})
+        if next_offset is not None:
+            with self._pending_lock:
+                self._pending_offsets[(progress.topic, progress.partition)] = (
+                    next_offset
+                )
 
     async def _drain(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Runs inside consume: store what is durable so the commit on revoke
+        # carries it, then forget the partitions.
+        self._flush_offsets()
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self._tracker.forget(keys)
         if self._gate is not None:

@@ -27,7 +27,7 @@ from prometheus_client import Counter, Histogram
 
 from services.deliverer.channels.base import ResolvedChannel, Sender
 from services.deliverer.kafka_io import AsyncProducer, Headers
-from services.deliverer.ladder import RetryLadder
+from services.deliverer.ladder import RetryLadder, RetryPlan
 from services.deliverer.limits import KeyedLimiter
 from services.deliverer.outcome import Outcome, OutcomeKind, Reason
 from services.deliverer.redact import redact
@@ -175,7 +175,6 @@ class Pipeline:
         duration_ms: int | None,
     ) -> None:
         error = redact(outcome.error, secrets)
-        attempt = command["attempt"]
         if outcome.kind is OutcomeKind.DELIVERED:
             await self._job_event(
                 command, JobState.DELIVERED, outcome, None, duration_ms
@@ -188,40 +187,61 @@ class Pipeline:
         plan = None
         if outcome.kind is OutcomeKind.RETRYABLE:
             plan = self._ladders[served_type].plan(
-                attempt, outcome.retry_after_s, datetime.now(UTC)
+                command["attempt"], outcome.retry_after_s, datetime.now(UTC)
             )
         if plan is not None:
-            retry = {**command, "attempt": plan.attempt, "not_before": plan.not_before}
-            await asyncio.gather(
-                self._producer.send(
-                    plan.tier.topic,
-                    command["channel_id"],
-                    self._codec.encode("DeliveryCommand", retry),
-                ),
-                self._job_event(
-                    command,
-                    JobState.RETRYING,
-                    outcome,
-                    error,
-                    duration_ms,
-                    next_attempt_at=plan.not_before,
-                ),
-            )
-            log.info(
-                "retry scheduled",
-                extra={
-                    **_fields(command),
-                    "reason": outcome.reason,
-                    "tier": plan.tier.label,
-                },
-            )
-            return
+            await self._retry(command, plan, outcome, error, duration_ms)
+        else:
+            await self._give_up(item, served_type, command, outcome, error, duration_ms)
 
+    async def _retry(
+        self,
+        command: dict[str, Any],
+        plan: RetryPlan,
+        outcome: Outcome,
+        error: str | None,
+        duration_ms: int | None,
+    ) -> None:
+        retry = {**command, "attempt": plan.attempt, "not_before": plan.not_before}
+        await asyncio.gather(
+            self._producer.send(
+                plan.tier.topic,
+                command["channel_id"],
+                self._codec.encode("DeliveryCommand", retry),
+            ),
+            self._job_event(
+                command,
+                JobState.RETRYING,
+                outcome,
+                error,
+                duration_ms,
+                next_attempt_at=plan.not_before,
+            ),
+        )
+        log.info(
+            "retry scheduled",
+            extra={
+                **_fields(command),
+                "reason": outcome.reason,
+                "tier": plan.tier.label,
+            },
+        )
+
+    async def _give_up(
+        self,
+        item: Incoming,
+        served_type: str,
+        command: dict[str, Any],
+        outcome: Outcome,
+        error: str | None,
+        duration_ms: int | None,
+    ) -> None:
         final = "permanent" if outcome.kind is OutcomeKind.PERMANENT else "max_attempts"
         await asyncio.gather(
             self._dead_letter(item, served_type, outcome.reason, error, final),
             self._job_event(command, JobState.DEAD, outcome, error, duration_ms),
         )
+        # The final failure of a job is handled here, so it is logged here.
         log.warning(
             "delivery failed for good",
             extra={

@@ -143,7 +143,7 @@ def test_a_hanging_endpoint_is_cut_at_its_deadline_while_others_deliver(
     deliverer = harness(retry_delays="30s")
     tenant = _tenant()
     hanging = publish_webhook_channel(
-        settings, codec, tenant, receiver.url("/hang"), timeout_s=1.0
+        settings, codec, tenant, receiver.url("/hang"), timeout_s=2.0
     )
     fast = [
         publish_webhook_channel(settings, codec, tenant, receiver.url(f"/fast{i}"))
@@ -163,7 +163,7 @@ def test_a_hanging_endpoint_is_cut_at_its_deadline_while_others_deliver(
     assert [(str(e["state"]), e["reason"]) for e in timeouts] == [
         ("retrying", "timeout")
     ] * 3
-    assert all(e["duration_ms"] >= 1000 for e in timeouts)
+    assert all(e["duration_ms"] >= 2000 for e in timeouts)
     delivered = [e for e in events if str(e["state"]) == "delivered"]
     assert len(delivered) == len(flowing)
     assert max(e["occurred_at"] for e in delivered) <= min(

@@ -69,24 +69,32 @@ def test_500_500_200_is_delivered_on_attempt_3_never_early(
 def test_retry_after_30_is_not_retried_before_30_seconds(
     settings, codec, harness, receiver
 ) -> None:
+    """Meanwhile another job's short retry goes through: held partitions only
+    hold themselves."""
     deliverer = harness(retry_delays="1s,30s")
     tenant = _tenant()
-    channel = publish_webhook_channel(settings, codec, tenant, receiver.url("/busy"))
+    busy = publish_webhook_channel(settings, codec, tenant, receiver.url("/busy"))
+    flaky = publish_webhook_channel(settings, codec, tenant, receiver.url("/flaky"))
     receiver.plan("/busy", [Reply(429, (("retry-after", "30"),))])
-    command = make_command(tenant, channel)
+    receiver.plan("/flaky", [Reply(503)])
+    command, other = make_command(tenant, busy), make_command(tenant, flaky)
 
-    produce_commands(settings, codec, deliverer.topics.main, [command])
+    produce_commands(settings, codec, deliverer.topics.main, [command, other])
     events = _wait_terminal(
-        JobEvents(settings, codec, deliverer.jobs_topic), {command["job_id"]}, 90
+        JobEvents(settings, codec, deliverer.jobs_topic),
+        {command["job_id"], other["job_id"]},
+        90,
     )
 
     assert states_of(events, command["job_id"]) == [("retrying", 1), ("delivered", 2)]
     first, second = receiver.received("/busy")
     assert second.received_at - first.received_at >= 30.0
-    retrying = events[0]
+    retrying = events[[e["job_id"] for e in events].index(command["job_id"])]
     assert retrying["reason"] == "http_429"
     wait = retrying["next_attempt_at"] - retrying["occurred_at"]
     assert wait.total_seconds() >= 30.0
+    assert states_of(events, other["job_id"]) == [("retrying", 1), ("delivered", 2)]
+    assert receiver.received("/flaky")[-1].received_at < second.received_at
 
 
 def test_permanent_400_is_dead_at_once_and_dead_lettered(

@@ -188,3 +188,20 @@ def test_replay_from_offset_zero_gives_identical_tables(
     assert live[0] and live[1]
     assert _tables(scratch_database, job_ids) == live
     assert _tables(settings.database_url, job_ids) == live
+
+
+def test_an_unstorable_event_is_skipped_and_the_rest_recorded(
+    settings, codec, make_topic, conn
+) -> None:
+    topic = make_topic("jobs", 1)
+    events, commands = _history(str(uuid.uuid4()))
+    foreign = dict(events[0], job_id="not-a-uuid")
+    _publish(settings, codec, topic, [foreign, *events])
+    producer = make_producer(settings)
+    producer.produce(topic, b"not a job event", "x")
+    producer.flush(30)
+
+    _record(settings, topic, settings.database_url, len(events) + 2)
+
+    jobs, _log = _tables(settings.database_url, [c["job_id"] for c in commands])
+    assert len(jobs) == len(commands)

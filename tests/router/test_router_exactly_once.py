@@ -24,6 +24,7 @@ EVENTS = 3000
 CHUNK = 100
 ALERTS = 150
 THROTTLE_MINUTES = 5
+KILLS = 2
 SWITCHBOARD = Path(sys.executable).parent / "switchboard"
 
 
@@ -40,7 +41,7 @@ def start_router(world, transactional_id: str, log_path: Path) -> subprocess.Pop
         "SWITCHBOARD_ROUTER_TRANSACTIONAL_ID": transactional_id,
         "SWITCHBOARD_METRICS_PORT": "0",
     }
-    command = [str(SWITCHBOARD), "router", "--group", world.group, "--batch-size", "50"]
+    command = [str(SWITCHBOARD), "router", "--group", world.group, "--batch-size", "20"]
     with log_path.open("ab") as log_file:
         return subprocess.Popen(
             command, env=env, cwd=PROJECT_ROOT, stdout=log_file, stderr=log_file
@@ -65,7 +66,7 @@ def stream(world, alerts: list[dict[str, Any]]) -> threading.Thread:
     def run() -> None:
         for start in range(0, len(alerts), CHUNK):
             world.send(*alerts[start : start + CHUNK])
-            time.sleep(0.1)
+            time.sleep(0.2)
 
     thread = threading.Thread(target=run, name="alert-stream", daemon=True)
     thread.start()
@@ -124,10 +125,11 @@ def test_sigkill_mid_stream_yields_every_job_exactly_once(world, reader, tmp_pat
     log_path = tmp_path / "router.log"
 
     producer_thread = stream(world, alerts)
-    committed_at_kills = []
-    for kill_after in (EVENTS // 4, EVENTS // 2):
+    committed_at_kills = [0]
+    for _kill in range(KILLS):
         router = start_router(world, transactional_id, log_path)
-        world.wait_for(lambda n=kill_after: committed_total(world) >= n, "progress")
+        progress = committed_at_kills[-1] + EVENTS // 5
+        world.wait_for(lambda n=progress: committed_total(world) >= n, "progress")
         router.send_signal(signal.SIGKILL)
         router.wait(30)
         committed_at_kills.append(committed_total(world))
@@ -153,7 +155,7 @@ def test_sigkill_mid_stream_yields_every_job_exactly_once(world, reader, tmp_pat
     suppressed = {job for job, state in expected.items() if state == "suppressed"}
     assert suppressed, "the stream should exercise the throttle"
     assert all(count < EVENTS for count in committed_at_kills), committed_at_kills
-    assert log_path.read_text().count("router ready") == 3
+    assert log_path.read_text().count("router ready") == KILLS + 1
     assert committed_total(world) == EVENTS
     assert delivered == Counter({job: 1 for job in queued})
     assert events == Counter({(job, state): 1 for job, state in expected.items()})

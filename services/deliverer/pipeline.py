@@ -132,13 +132,18 @@ class Pipeline:
                 item, served_type, command, resolution.failure, resolution.secrets, None
             )
             return
-        outcome, duration_ms = await self._attempt(command, resolution.channel)
+        outcome, duration_ms = await self._attempt(
+            command, resolution.channel, resolution.secrets
+        )
         await self._settle(
             item, served_type, command, outcome, resolution.secrets, duration_ms
         )
 
     async def _attempt(
-        self, command: dict[str, Any], channel: ResolvedChannel
+        self,
+        command: dict[str, Any],
+        channel: ResolvedChannel,
+        secrets: tuple[str, ...],
     ) -> tuple[Outcome, int]:
         sender = self._senders[channel.channel_type]
         timeout_s = channel.config.timeout_s
@@ -153,12 +158,15 @@ class Pipeline:
                 )
             except Exception as error:
                 # A sender maps third-party errors itself; anything else is a bug
-                # in it, retried in case it is transient.
-                log.exception(
-                    "sender raised instead of returning", extra=_fields(command)
+                # in it, retried in case it is transient. No traceback: its
+                # frames and message may hold the channel's secrets.
+                text = redact(f"{type(error).__name__}: {error}", secrets)
+                log.error(
+                    "sender raised instead of returning",
+                    extra={**_fields(command), "error": text},
                 )
                 outcome = Outcome.retryable(
-                    Reason.INTERNAL_ERROR, f"sender error: {type(error).__name__}"
+                    Reason.INTERNAL_ERROR, f"sender error: {text}"
                 )
             elapsed_s = time.monotonic() - started
         ATTEMPTS.labels(channel.channel_type, outcome.kind, outcome.reason).inc()

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from switchboard.domain import JobState
 
@@ -39,13 +40,13 @@ INSERT INTO notification_jobs AS j (
     job_id, tenant_id, channel_id, rule_id, channel_type, event_id, alert_id,
     event_kind, severity, state, attempts, state_attempt, state_rank,
     last_status_code, last_reason, last_error, event_occurred_at, created_at,
-    updated_at, delivered_at, next_attempt_at
+    updated_at, delivered_at, next_attempt_at, alert, is_test
 ) VALUES (
     %(job_id)s, %(tenant_id)s, %(channel_id)s, %(rule_id)s, %(channel_type)s,
     %(event_id)s, %(alert_id)s, %(event_kind)s, %(severity)s, %(state)s,
     %(attempts)s, %(state_attempt)s, %(state_rank)s, %(status_code)s, %(reason)s,
     %(error)s, %(event_occurred_at)s, %(occurred_at)s, %(occurred_at)s,
-    %(delivered_at)s, %(next_attempt_at)s
+    %(delivered_at)s, %(next_attempt_at)s, %(alert)s, %(is_test)s
 )
 ON CONFLICT (job_id) DO UPDATE SET
     state = EXCLUDED.state,
@@ -62,7 +63,10 @@ ON CONFLICT (job_id) DO UPDATE SET
     created_at = LEAST(j.created_at, EXCLUDED.created_at),
     updated_at = EXCLUDED.updated_at,
     delivered_at = COALESCE(EXCLUDED.delivered_at, j.delivered_at),
-    next_attempt_at = EXCLUDED.next_attempt_at
+    next_attempt_at = EXCLUDED.next_attempt_at,
+    -- Only queued events carry the alert; keep it once known.
+    alert = COALESCE(j.alert, EXCLUDED.alert),
+    is_test = j.is_test OR EXCLUDED.is_test
 WHERE j.state <> 'delivered'
   AND (EXCLUDED.state_attempt, EXCLUDED.state_rank) > (j.state_attempt, j.state_rank)
 """
@@ -89,7 +93,16 @@ def job_row(event: dict[str, Any]) -> dict[str, Any]:
         "state_attempt": event["attempt"],
         "state_rank": state.rank,
         "delivered_at": event["occurred_at"] if state is JobState.DELIVERED else None,
+        "alert": _alert_json(event.get("alert")),
+        "is_test": bool(event.get("is_test", False)),
     }
+
+
+def _alert_json(alert: dict[str, Any] | None) -> Jsonb | None:
+    """The alert as JSON, with its time as ISO 8601, for re-queueing a dead job."""
+    if alert is None:
+        return None
+    return Jsonb({**alert, "occurred_at": alert["occurred_at"].isoformat()})
 
 
 def storable(event: dict[str, Any]) -> bool:

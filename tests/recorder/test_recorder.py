@@ -17,7 +17,7 @@ JOB_COLUMNS = (
     "job_id, tenant_id, channel_id, rule_id, channel_type, event_id, alert_id, "
     "event_kind, severity, state, attempts, state_attempt, state_rank, "
     "last_status_code, last_reason, last_error, event_occurred_at, created_at, "
-    "updated_at, delivered_at, next_attempt_at"
+    "updated_at, delivered_at, next_attempt_at, alert, is_test"
 )
 LOG_COLUMNS = (
     "job_id, attempt, state, status_code, reason, error, duration_ms, occurred_at"
@@ -205,3 +205,28 @@ def test_an_unstorable_event_is_skipped_and_the_rest_recorded(
 
     jobs, _log = _tables(settings.database_url, [c["job_id"] for c in commands])
     assert len(jobs) == len(commands)
+
+
+def test_a_dead_job_keeps_its_alert_so_it_can_be_retried(
+    settings, codec, make_topic, conn
+) -> None:
+    from psycopg.rows import dict_row
+
+    from services.api.routes.jobs import retry_command
+
+    topic = make_topic("jobs", 1)
+    events, (_delivered, dead, _cancelled) = _history(str(uuid.uuid4()))
+    _publish(settings, codec, topic, events)
+
+    _record(settings, topic, settings.database_url, len(events))
+
+    with conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(
+            "SELECT * FROM notification_jobs WHERE job_id = %s", (dead["job_id"],)
+        ).fetchone()
+    command = retry_command(row)
+    assert row["state"] == "dead"
+    assert row["alert"]["alert_id"] == dead["alert"]["alert_id"]
+    assert command["alert"] == dead["alert"]
+    assert command["attempt"] == 2
+    assert codec.decode("DeliveryCommand", codec.encode("DeliveryCommand", command))

@@ -34,7 +34,7 @@ from confluent_kafka import (
 )
 
 from services.router import metrics
-from services.router.batch import Output, PreparedBatch, next_offsets
+from services.router.batch import BatchTally, Output, PreparedBatch, next_offsets
 from services.router.encoding import SplicedRecord, alert_body
 from services.router.matcher import Match, RuleIndex
 from services.router.throttle import (
@@ -408,7 +408,9 @@ class Router:
             (SOURCE_OFFSET_HEADER, str(message.offset()).encode("ascii")),
         ]
         batch.add(self._topics.dlq, message.key(), message.value(), headers=headers)
-        log.warning(
+        # Debug per message: a flood of bad input must not flood the log; the
+        # batch logs one warning with the count once its transaction committed.
+        log.debug(
             "undecodable alert event dead-lettered",
             extra={
                 "topic": message.topic(),
@@ -529,6 +531,20 @@ class Router:
         metrics.BATCH_SECONDS.observe(seconds)
         metrics.BATCH_EVENTS.observe(len(messages))
         metrics.THROTTLE_WINDOWS.set(self._throttle.size())
+        self._log_batch(tally, messages, seconds)
+
+    def _log_batch(
+        self, tally: BatchTally, messages: list[Message], seconds: float
+    ) -> None:
+        if tally.dead_lettered:
+            log.warning(
+                "undecodable alert events dead-lettered",
+                extra={
+                    "topic": self._topics.dlq,
+                    "count": sum(tally.dead_lettered.values()),
+                    "reasons": dict(tally.dead_lettered),
+                },
+            )
         log.debug(
             "batch routed",
             extra={

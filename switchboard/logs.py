@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 
 ROOT_LOGGERS = ("switchboard", "services")
 
+# Libraries that log request URLs at INFO; webhook URLs can embed tokens.
+QUIET_LIBRARY_LOGGERS = ("httpx", "httpcore")
+
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD_ATTRIBUTES = set(
     logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__
@@ -73,3 +76,5 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         logger.handlers = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
+    for name in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# tests/ is not a package and the project root is not on sys.path under pytest;
-# the deliverer tests share helpers as ``tests.deliverer.helpers``.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from services.receivers.webhook import WebhookReceiver  # noqa: E402
-from tests.deliverer.helpers import SIGNING_SECRET, DelivererHarness  # noqa: E402
+from services.receivers.webhook import WebhookReceiver
+from tests.deliverer.helpers import SIGNING_SECRET, DelivererHarness
 
 
 @pytest.fixture

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-
-# tests/ is not a package root on sys.path under pytest; the operator tests share
-# helpers as ``tests.ops.helpers``.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 
 @pytest.fixture
 def dict_conn(settings) -> Iterator[psycopg.Connection]:

@@ -28,7 +28,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(secrets_app, name="secrets")
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger(__name__)
 
 

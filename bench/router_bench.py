@@ -177,7 +177,9 @@ class BenchTopics:
     def delete_all(self) -> None:
         """Delete every topic created."""
         if self.created:
-            self.admin.delete_topics(self.created, operation_timeout=30)
+            futures = self.admin.delete_topics(self.created, operation_timeout=30)
+            for future in futures.values():
+                future.result(60)
 
 
 def publish_config(

@@ -280,7 +280,9 @@ def router_topics(admin: AdminClient, unique: str) -> Iterator[RouterTopics]:
     for future in admin.create_topics(new).values():
         future.result(30)
     yield topics
-    admin.delete_topics([topic.topic for topic in new], operation_timeout=30)
+    futures = admin.delete_topics([topic.topic for topic in new], operation_timeout=30)
+    for future in futures.values():
+        future.result(60)
 
 
 @pytest.fixture

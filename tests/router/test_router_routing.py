@@ -393,7 +393,7 @@ def test_aborted_transactions_are_routed_again(world, reader, admin) -> None:
             sent = commands(world, reader, "mqtt", len(alerts))
             events = job_events(world, reader, len(alerts))
         finally:
-            admin.delete_topics([late_topic])
+            admin.delete_topics([late_topic])[late_topic].result(60)
 
     expected = sorted(a["event_id"] for a in alerts)
     assert sorted(c["alert"]["event_id"] for c in sent) == expected

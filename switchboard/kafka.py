@@ -49,13 +49,9 @@ def make_transactional_producer(
     settings: Settings, transactional_id: str, **overrides: Any
 ) -> Producer:
     """A transactional producer with ``init_transactions`` already done."""
-    producer = Producer(
-        producer_config(
-            settings,
-            **{"transactional.id": transactional_id, "transaction.timeout.ms": 60_000},
-            **overrides,
-        )
-    )
+    options = {"transactional.id": transactional_id, "transaction.timeout.ms": 60_000}
+    options.update(overrides)
+    producer = Producer(producer_config(settings, **options))
     producer.init_transactions(30.0)
     return producer
 

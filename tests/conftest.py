@@ -79,7 +79,8 @@ def make_topic(admin: AdminClient, unique: str) -> Iterator:
 
     yield create
     if created:
-        admin.delete_topics(created, operation_timeout=30)
+        for future in admin.delete_topics(created, operation_timeout=30).values():
+            future.result(30)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ MAX_TEXT_CHARS = 100_000
 
 
 class AlertEventIn(BaseModel):
-    """One AlertEvent as a JSON object; ``event_id`` and ``occurred_at`` may be omitted."""
+    """One AlertEvent as JSON; ``event_id`` and ``occurred_at`` may be omitted."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

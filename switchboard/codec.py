@@ -37,7 +37,9 @@ SCHEMA_DIR = PROJECT_ROOT / "schemas"
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 HEADER_LENGTH = len(SINGLE_OBJECT_MARKER) + 8
 
-_FILE_PATTERN = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>\d+)\.avsc$")
+_FILE_PATTERN = re.compile(
+    r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>\d+)\.avsc$"
+)
 _REFERENCE_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)@(?P<version>\d+)$")
 
 

@@ -206,7 +206,9 @@ class ConfigCache:
         metadata = consumer.list_topics(self._topic, timeout=30.0)
         topic = metadata.topics.get(self._topic)
         if topic is None or topic.error is not None:
-            raise RuntimeError(f"topic {self._topic} does not exist; run `topics create`")
+            raise RuntimeError(
+                f"topic {self._topic} does not exist; run `topics create`"
+            )
         partitions = sorted(topic.partitions)
         consumer.assign(
             [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions]
@@ -227,7 +229,9 @@ class ConfigCache:
                 error = message.error()
                 if error is not None:
                     if error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("config topic read error", extra={"error": str(error)})
+                        log.warning(
+                            "config topic read error", extra={"error": str(error)}
+                        )
                     continue
                 positions[message.partition()] = message.offset() + 1
                 changes.append(message)

@@ -44,7 +44,9 @@ def current_revision(database_url: str) -> str | None:
         return row[0] if row else None
 
 
-def make_pool(settings: Settings, min_size: int = 1, max_size: int = 10) -> ConnectionPool:
+def make_pool(
+    settings: Settings, min_size: int = 1, max_size: int = 10
+) -> ConnectionPool:
     """A connection pool for the configured database, opened and ready."""
     pool = ConnectionPool(
         settings.database_url, min_size=min_size, max_size=max_size, open=False

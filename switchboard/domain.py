@@ -111,4 +111,6 @@ JOB_ID_NAMESPACE = uuid.UUID("7d0c6b5e-4a83-4f1e-9b2e-5f0d3c1a9e61")
 
 def job_id_for(event_id: str, rule_id: str | None, channel_id: str) -> str:
     """The deterministic job id of one event delivered by one rule to one channel."""
-    return str(uuid.uuid5(JOB_ID_NAMESPACE, f"{event_id}/{rule_id or '-'}/{channel_id}"))
+    return str(
+        uuid.uuid5(JOB_ID_NAMESPACE, f"{event_id}/{rule_id or '-'}/{channel_id}")
+    )

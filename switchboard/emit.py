@@ -68,7 +68,9 @@ def emit_lines(
             report.rejected.append((number, str(error)))
             continue
         producer.produce(
-            topic, key=event.key, value=codec.encode("AlertEvent", event.to_avro()),
+            topic,
+            key=event.key,
+            value=codec.encode("AlertEvent", event.to_avro()),
             on_delivery=delivered,
         )
         producer.poll(0)

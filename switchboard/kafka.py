@@ -56,7 +56,9 @@ def make_transactional_producer(
     return producer
 
 
-def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
+def consumer_config(
+    settings: Settings, group_id: str, **overrides: Any
+) -> dict[str, Any]:
     """Configuration of a group consumer that stores offsets only when told."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap,

@@ -23,7 +23,9 @@ class SecretsError(Exception):
 class SecretBox:
     """Encrypts and decrypts a channel's secrets with the configured keys."""
 
-    def __init__(self, current_key: str, previous_keys: list[str] | None = None) -> None:
+    def __init__(
+        self, current_key: str, previous_keys: list[str] | None = None
+    ) -> None:
         """Use ``current_key`` to encrypt and it or any previous key to decrypt."""
         try:
             keys = [Fernet(current_key)] + [Fernet(k) for k in previous_keys or []]
@@ -53,14 +55,18 @@ class SecretBox:
         try:
             return json.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken:
-            raise SecretsError("stored secrets do not decrypt with any configured key") from None
+            raise SecretsError(
+                "stored secrets do not decrypt with any configured key"
+            ) from None
 
     def rotate(self, token: str) -> str:
         """Re-encrypt a token under the current key."""
         try:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken:
-            raise SecretsError("stored secrets do not decrypt with any configured key") from None
+            raise SecretsError(
+                "stored secrets do not decrypt with any configured key"
+            ) from None
 
     @staticmethod
     def generate_key() -> str:

@@ -26,7 +26,7 @@ _DURATION_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 
 def parse_duration_ms(text: str) -> int:
-    """Parse a duration such as ``500ms``, ``10s``, ``1m`` or ``1h`` into milliseconds."""
+    """Parse a duration such as ``500ms``, ``10s``, ``1m`` or ``1h`` into ms."""
     match = _DURATION_PATTERN.match(text.strip())
     if not match:
         raise ValueError(f"not a duration (use e.g. 500ms, 10s, 1m, 1h): {text!r}")
@@ -60,7 +60,8 @@ class Settings(BaseSettings):
         description="Where the local stack keeps data, logs and pid files.",
     )
     test_backend: str = Field(
-        "local", description="`local` (stack up) or `testcontainers` (Docker) for tests."
+        "local",
+        description="`local` (stack up) or `testcontainers` (Docker) for tests.",
     )
 
     secret_key: SecretStr = Field(
@@ -93,7 +94,10 @@ class Settings(BaseSettings):
         0, ge=0, le=65535, description="Prometheus port of a service; 0 disables."
     )
     api_port: int = Field(
-        8080, ge=1, le=65535, description="Port `switchboard api` listens on (127.0.0.1)."
+        8080,
+        ge=1,
+        le=65535,
+        description="Port `switchboard api` listens on (127.0.0.1).",
     )
 
     @field_validator("retry_delays")

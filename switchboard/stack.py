@@ -34,6 +34,7 @@ from switchboard.settings import PROJECT_ROOT, Settings
 log = logging.getLogger(__name__)
 
 DEPLOY_DIR = PROJECT_ROOT / "deploy"
+KAFKA_LOG_CONFIG = DEPLOY_DIR / "kafka" / "log4j2.properties"
 SERVICE_USER = "switchboard"
 MQTT_TEST_USERNAME = "switchboard"
 MQTT_TEST_PASSWORD = "switchboard-mqtt"
@@ -108,7 +109,9 @@ def _read_pid(pid_file: Path) -> int | None:
     return pid if _pid_alive(pid) else None
 
 
-def _wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.3) -> bool:
+def _wait_until(
+    check: Callable[[], bool], timeout_s: float, interval_s: float = 0.3
+) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
@@ -128,7 +131,9 @@ def _stop_pid(pid_file: Path, name: str) -> bool:
     except ProcessLookupError:
         pass
     if not _wait_until(lambda: not _pid_alive(pid), STOP_TIMEOUT_S):
-        log.warning("component did not stop in time, killing", extra={"component": name})
+        log.warning(
+            "component did not stop in time, killing", extra={"component": name}
+        )
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -144,8 +149,14 @@ def _ensure_service_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SERVICE_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/bin/false",
-             SERVICE_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/bin/false",
+                SERVICE_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -202,7 +213,10 @@ class KafkaComponent:
         if not port_answers(self.host, self.port):
             return False
         admin = AdminClient(
-            {"bootstrap.servers": self.address, "socket.timeout.ms": int(timeout_s * 1000)}
+            {
+                "bootstrap.servers": self.address,
+                "socket.timeout.ms": int(timeout_s * 1000),
+            }
         )
         try:
             metadata = admin.list_topics(timeout=timeout_s)
@@ -219,10 +233,19 @@ class KafkaComponent:
             if all(Path(entry).exists() for entry in entries):
                 return cached.read_text().strip()
         if shutil.which("mvn") is None:
-            raise StackError("kafka: `mvn` not found; install Maven (apt-get install maven)")
+            raise StackError(
+                "kafka: `mvn` not found; install Maven (apt-get install maven)"
+            )
         result = subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(pom), "dependency:build-classpath",
-             f"-Dmdep.outputFile={cached}"],
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:build-classpath",
+                f"-Dmdep.outputFile={cached}",
+            ],
             capture_output=True,
             text=True,
         )
@@ -252,8 +275,17 @@ class KafkaComponent:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "--cluster-id", cluster_id, "--config", str(config)],
+            [
+                java,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                cluster_id,
+                "--config",
+                str(config),
+            ],
             capture_output=True,
             text=True,
         )
@@ -275,8 +307,10 @@ class KafkaComponent:
                 )
         java = shutil.which("java")
         if java is None:
-            raise StackError("kafka: `java` not found; install Java 17+ "
-                             "(apt-get install openjdk-17-jre-headless)")
+            raise StackError(
+                "kafka: `java` not found; install Java 17+ "
+                "(apt-get install openjdk-17-jre-headless)"
+            )
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         classpath = self.classpath()
         config = self._write_config()
@@ -284,10 +318,18 @@ class KafkaComponent:
 
         with self.console_file.open("ab") as console:
             process = subprocess.Popen(
-                [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
-                 f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'kafka' / 'log4j2.properties'}",
-                 f"-Dkafka.logs.dir={self.home / 'logs'}",
-                 "-cp", classpath, "kafka.Kafka", str(config)],
+                [
+                    java,
+                    "-Xms256m",
+                    "-Xmx1g",
+                    "-XX:+UseG1GC",
+                    f"-Dlog4j2.configurationFile={KAFKA_LOG_CONFIG}",
+                    f"-Dkafka.logs.dir={self.home / 'logs'}",
+                    "-cp",
+                    classpath,
+                    "kafka.Kafka",
+                    str(config),
+                ],
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -365,7 +407,9 @@ class PostgresComponent:
     def _pg(self, binary: str) -> str:
         bin_dir = _find_postgres_bin()
         if bin_dir is None:
-            raise StackError(f"postgres: server binaries not found; {SYSTEM_PACKAGES_HINT}")
+            raise StackError(
+                f"postgres: server binaries not found; {SYSTEM_PACKAGES_HINT}"
+            )
         return str(bin_dir / binary)
 
     def _initdb(self) -> None:
@@ -378,9 +422,18 @@ class PostgresComponent:
         _make_traversable(self.home)
         result = subprocess.run(
             _as_service_user(
-                [self._pg("initdb"), "-D", str(self.data_dir), "-U", self.user,
-                 f"--pwfile={password_file}", "--auth-local=trust",
-                 "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C"]
+                [
+                    self._pg("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.user,
+                    f"--pwfile={password_file}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ]
             ),
             capture_output=True,
             text=True,
@@ -417,11 +470,20 @@ class PostgresComponent:
         _chown_to_service_user(socket_dir)
         result = subprocess.run(
             _as_service_user(
-                [self._pg("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-                 "-w", "-t", str(int(POSTGRES_START_TIMEOUT_S)), "-o",
-                 f"-p {self.port} -k {socket_dir} -c listen_addresses={self.host} "
-                 "-c max_connections=200 -c fsync=off -c synchronous_commit=off",
-                 "start"]
+                [
+                    self._pg("pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    str(int(POSTGRES_START_TIMEOUT_S)),
+                    "-o",
+                    f"-p {self.port} -k {socket_dir} -c listen_addresses={self.host} "
+                    "-c max_connections=200 -c fsync=off -c synchronous_commit=off",
+                    "start",
+                ]
             ),
             capture_output=True,
             text=True,
@@ -441,8 +503,15 @@ class PostgresComponent:
             return False
         result = subprocess.run(
             _as_service_user(
-                [self._pg("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                 "stop"]
+                [
+                    self._pg("pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ]
             ),
             capture_output=True,
             text=True,
@@ -508,8 +577,14 @@ class MosquittoComponent:
         password_file = self.home / "passwords"
         password_file.unlink(missing_ok=True)
         subprocess.run(
-            [passwd_tool, "-c", "-b", str(password_file), MQTT_TEST_USERNAME,
-             MQTT_TEST_PASSWORD],
+            [
+                passwd_tool,
+                "-c",
+                "-b",
+                str(password_file),
+                MQTT_TEST_USERNAME,
+                MQTT_TEST_PASSWORD,
+            ],
             check=True,
             capture_output=True,
         )
@@ -550,8 +625,9 @@ class MosquittoComponent:
 
         if not _wait_until(ready, MOSQUITTO_START_TIMEOUT_S):
             _stop_pid(self.pid_file, self.name)
-            raise StackError(f"mosquitto: no answer on {self.address}.\n"
-                             f"{log_tail(self.log_file)}")
+            raise StackError(
+                f"mosquitto: no answer on {self.address}.\n{log_tail(self.log_file)}"
+            )
         return f"started (pid {process.pid})"
 
     def down(self) -> str:
@@ -572,7 +648,9 @@ COMPONENTS = {
 }
 
 
-def components(settings: Settings) -> list[KafkaComponent | PostgresComponent | MosquittoComponent]:
+def components(
+    settings: Settings,
+) -> list[KafkaComponent | PostgresComponent | MosquittoComponent]:
     """Every component, managed or not, in start order."""
     return [factory(settings) for factory in COMPONENTS.values()]
 

@@ -119,7 +119,9 @@ def ensure_topics(
             problems = []
             partitions = len(existing[spec.name].partitions)
             if partitions != spec.partitions:
-                problems.append(f"has {partitions} partitions, expected {spec.partitions}")
+                problems.append(
+                    f"has {partitions} partitions, expected {spec.partitions}"
+                )
             configs = described[resource].result()
             for key, expected in spec.configs.items():
                 actual = configs[key].value if key in configs else None

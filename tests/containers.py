@@ -22,7 +22,10 @@ def start_containers() -> None:
 
     kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
     postgres = PostgresContainer(
-        "postgres:16", username="switchboard", password="switchboard", dbname="switchboard"
+        "postgres:16",
+        username="switchboard",
+        password="switchboard",
+        dbname="switchboard",
     )
     mosquitto = (
         DockerContainer("eclipse-mosquitto:2")
@@ -35,9 +38,7 @@ def start_containers() -> None:
     wait_for_logs(mosquitto, "running")
 
     os.environ["SWITCHBOARD_KAFKA_BOOTSTRAP"] = kafka.get_bootstrap_server()
-    os.environ["SWITCHBOARD_DATABASE_URL"] = postgres.get_connection_url(
-        driver=None
-    )
+    os.environ["SWITCHBOARD_DATABASE_URL"] = postgres.get_connection_url(driver=None)
     os.environ["SWITCHBOARD_MQTT_HOST"] = mosquitto.get_container_host_ip()
     os.environ["SWITCHBOARD_MQTT_PORT"] = str(mosquitto.get_exposed_port(1883))
     os.environ["SWITCHBOARD_STACK_COMPONENTS"] = ""

@@ -39,7 +39,9 @@ def our_image_services(compose: dict) -> dict[str, dict]:
     }
 
 
-@pytest.mark.skipif(not COMPOSE_SCHEMA.exists(), reason="shared/vendor is not beside the checkout")
+@pytest.mark.skipif(
+    not COMPOSE_SCHEMA.exists(), reason="shared/vendor is not beside the checkout"
+)
 def test_compose_file_matches_the_compose_specification(compose: dict) -> None:
     schema = json.loads(COMPOSE_SCHEMA.read_text())
 
@@ -67,8 +69,7 @@ def test_every_container_runs_a_real_command_with_real_options(compose: dict) ->
         entrypoint = service.get("entrypoint")
         if entrypoint:
             words_list = [
-                shlex.split(part.strip())[1:]
-                for part in entrypoint[-1].split("&&")
+                shlex.split(part.strip())[1:] for part in entrypoint[-1].split("&&")
             ]
         else:
             words_list = [service["command"]]
@@ -93,9 +94,10 @@ def test_addresses_point_at_the_compose_services(compose: dict) -> None:
     postgres = compose["services"]["postgres"]["environment"]
 
     assert environment["SWITCHBOARD_KAFKA_BOOTSTRAP"] == "kafka:9092"
-    assert "PLAINTEXT://kafka:9092" in compose["services"]["kafka"]["environment"][
-        "KAFKA_ADVERTISED_LISTENERS"
-    ]
+    assert (
+        "PLAINTEXT://kafka:9092"
+        in compose["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    )
     assert (database.hostname, database.port) == ("postgres", 5432)
     assert (database.username, database.password) == (
         postgres["POSTGRES_USER"],
@@ -114,7 +116,14 @@ def test_api_port_is_the_settings_default(compose: dict) -> None:
 def test_dockerfile_copies_everything_the_package_needs() -> None:
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
 
-    for folder in ("switchboard", "services", "schemas", "migrations", "deploy", "mibs"):
+    for folder in (
+        "switchboard",
+        "services",
+        "schemas",
+        "migrations",
+        "deploy",
+        "mibs",
+    ):
         assert f"COPY {folder} ./{folder}" in dockerfile
         assert (PROJECT_ROOT / folder).is_dir(), folder
     assert Path(PROJECT_ROOT / "pyproject.toml").exists()

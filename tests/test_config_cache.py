@@ -35,7 +35,9 @@ def test_cache_is_ready_only_after_reading_what_was_there(
     producer = make_producer(settings)
     for index in range(200):
         rule = RuleRecord(f"r{index}", "t1", "c1", f"rule {index}", index)
-        producer.produce(topic, key=rule_key(rule.id), value=encode_rule_event(codec, rule, index))
+        producer.produce(
+            topic, key=rule_key(rule.id), value=encode_rule_event(codec, rule, index)
+        )
     producer.flush(10)
     cache = ConfigCache(settings, codec, topic=topic)
 
@@ -60,12 +62,18 @@ def test_changes_and_tombstones_apply_while_running(
     channel = ChannelRecord("c1", "t1", "ops", "webhook", True, "{}", None)
     rule = RuleRecord("r1", "t1", "c1", "all", 1, site_ids=("s1",))
 
-    producer.produce(topic, key=channel_key("c1"), value=encode_channel_event(codec, channel, 1))
+    producer.produce(
+        topic, key=channel_key("c1"), value=encode_channel_event(codec, channel, 1)
+    )
     producer.produce(topic, key=rule_key("r1"), value=encode_rule_event(codec, rule, 2))
     producer.flush(10)
-    added = wait_for(lambda: cache.channel("c1") is not None and "r1" in cache.snapshot()[2])
+    added = wait_for(
+        lambda: cache.channel("c1") is not None and "r1" in cache.snapshot()[2]
+    )
     disabled = ChannelRecord("c1", "t1", "ops", "webhook", False, "{}", None)
-    producer.produce(topic, key=channel_key("c1"), value=encode_channel_event(codec, disabled, 3))
+    producer.produce(
+        topic, key=channel_key("c1"), value=encode_channel_event(codec, disabled, 3)
+    )
     producer.produce(topic, key=rule_key("r1"), value=None)
     producer.flush(10)
     removed = wait_for(lambda: "r1" not in cache.snapshot()[2])
@@ -84,7 +92,9 @@ def test_an_undecodable_config_event_is_skipped(
     producer = make_producer(settings)
     producer.produce(topic, key=rule_key("bad"), value=b"not avro")
     good = RuleRecord("good", "t1", "c1", "ok", 1)
-    producer.produce(topic, key=rule_key("good"), value=encode_rule_event(codec, good, 2))
+    producer.produce(
+        topic, key=rule_key("good"), value=encode_rule_event(codec, good, 2)
+    )
     producer.flush(10)
     cache = ConfigCache(settings, codec, topic=topic)
 

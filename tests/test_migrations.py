@@ -55,7 +55,9 @@ def insert_tenant(conn: psycopg.Connection) -> str:
     return tenant_id
 
 
-def insert_channel(conn: psycopg.Connection, tenant_id: str, kind: str = "webhook") -> str:
+def insert_channel(
+    conn: psycopg.Connection, tenant_id: str, kind: str = "webhook"
+) -> str:
     channel_id = str(uuid.uuid4())
     conn.execute(
         "INSERT INTO notification_channels (id, tenant_id, name, channel_type)"
@@ -65,7 +67,9 @@ def insert_channel(conn: psycopg.Connection, tenant_id: str, kind: str = "webhoo
     return channel_id
 
 
-def insert_rule(conn: psycopg.Connection, tenant_id: str, channel_id: str, **extra: object) -> None:
+def insert_rule(
+    conn: psycopg.Connection, tenant_id: str, channel_id: str, **extra: object
+) -> None:
     columns = ["id", "tenant_id", "channel_id", "name", *extra]
     values = [str(uuid.uuid4()), tenant_id, channel_id, "r", *extra.values()]
     placeholders = ", ".join(["%s"] * len(values))
@@ -76,7 +80,9 @@ def insert_rule(conn: psycopg.Connection, tenant_id: str, channel_id: str, **ext
     )
 
 
-def test_a_rule_cannot_point_at_another_tenants_channel(conn: psycopg.Connection) -> None:
+def test_a_rule_cannot_point_at_another_tenants_channel(
+    conn: psycopg.Connection,
+) -> None:
     tenant_a, tenant_b = insert_tenant(conn), insert_tenant(conn)
     channel_of_b = insert_channel(conn, tenant_b)
 
@@ -88,10 +94,13 @@ def test_a_rule_of_the_channels_tenant_is_accepted(conn: psycopg.Connection) -> 
     tenant = insert_tenant(conn)
     channel = insert_channel(conn, tenant)
 
-    insert_rule(conn, tenant, channel, deliver_on=["OPEN", "CLOSED"], min_severity="HIGH")
+    insert_rule(
+        conn, tenant, channel, deliver_on=["OPEN", "CLOSED"], min_severity="HIGH"
+    )
 
     count = conn.execute(
-        "SELECT count(*) FROM notification_routing_rules WHERE tenant_id = %s", (tenant,)
+        "SELECT count(*) FROM notification_routing_rules WHERE tenant_id = %s",
+        (tenant,),
     ).fetchone()
     assert count == (1,)
 
@@ -122,8 +131,15 @@ def test_rule_fields_are_checked(conn: psycopg.Connection, extra: dict) -> None:
 def test_one_row_per_job_id(conn: psycopg.Connection) -> None:
     job_id = str(uuid.uuid4())
     row = (
-        job_id, str(uuid.uuid4()), str(uuid.uuid4()), "webhook", "e", "a", "OPEN",
-        "HIGH", "queued",
+        job_id,
+        str(uuid.uuid4()),
+        str(uuid.uuid4()),
+        "webhook",
+        "e",
+        "a",
+        "OPEN",
+        "HIGH",
+        "queued",
     )
     sql = (
         "INSERT INTO notification_jobs (job_id, tenant_id, channel_id, channel_type,"

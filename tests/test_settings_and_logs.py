@@ -13,7 +13,9 @@ from switchboard.secrets import SecretBox, SecretsError
 from switchboard.settings import Settings, parse_duration_ms
 
 
-def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_come_from_prefixed_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SWITCHBOARD_KAFKA_BOOTSTRAP", "127.0.0.1:29092")
     monkeypatch.setenv("SWITCHBOARD_RETRY_DELAYS", "1s,5s")
     monkeypatch.setenv("SWITCHBOARD_MAX_ATTEMPTS", "3")
@@ -44,7 +46,10 @@ def test_bad_retry_delays_are_rejected(delays: str) -> None:
 
 def test_durations_parse_with_units() -> None:
     assert [parse_duration_ms(t) for t in ("250ms", "10s", "1m", "1h")] == [
-        250, 10_000, 60_000, 3_600_000,
+        250,
+        10_000,
+        60_000,
+        3_600_000,
     ]
 
 
@@ -63,7 +68,13 @@ def test_secrets_round_trip_and_rotate_to_a_new_key() -> None:
 def make_record() -> logging.LogRecord:
     logger = logging.getLogger("switchboard.test")
     return logger.makeRecord(
-        logger.name, logging.INFO, __file__, 1, "job delivered", None, None,
+        logger.name,
+        logging.INFO,
+        __file__,
+        1,
+        "job delivered",
+        None,
+        None,
         extra={"job_id": "j1", "attempt": 2},
     )
 

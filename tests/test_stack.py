@@ -47,7 +47,9 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def test_up_twice_is_harmless_and_status_shows_every_component(settings: Settings) -> None:
+def test_up_twice_is_harmless_and_status_shows_every_component(
+    settings: Settings,
+) -> None:
     again = run_cli("stack", "up")
     status = run_cli("stack", "status")
 
@@ -59,8 +61,12 @@ def test_up_twice_is_harmless_and_status_shows_every_component(settings: Setting
     assert all(item.answers for item in stack.status(settings))
 
 
-def test_kafka_port_taken_is_one_clear_error(tmp_path: Path, occupied_port: int) -> None:
-    settings = Settings(state_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{occupied_port}")
+def test_kafka_port_taken_is_one_clear_error(
+    tmp_path: Path, occupied_port: int
+) -> None:
+    settings = Settings(
+        state_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{occupied_port}"
+    )
 
     with pytest.raises(stack.StackError, match=f"port {occupied_port} is in use"):
         stack.KafkaComponent(settings).up()
@@ -89,7 +95,9 @@ def test_maven_failure_is_one_clear_error(
         stack.KafkaComponent(settings).up()
 
 
-def test_postgres_port_taken_is_one_clear_error(tmp_path: Path, occupied_port: int) -> None:
+def test_postgres_port_taken_is_one_clear_error(
+    tmp_path: Path, occupied_port: int
+) -> None:
     settings = Settings(
         state_dir=tmp_path,
         database_url=f"postgresql://switchboard:pw@127.0.0.1:{occupied_port}/switchboard",
@@ -131,4 +139,3 @@ def test_down_after_a_crash_cleans_up_and_up_works_again(tmp_path: Path) -> None
     assert mosquitto.up().startswith("started")
     assert mosquitto.down() == "stopped"
     assert not mosquitto.answers()
-

@@ -19,8 +19,13 @@ def test_specs_cover_every_topic_of_the_design() -> None:
 
     names = {spec.name for spec in topic_specs(settings)}
 
-    assert {"alerts", "notify.config", "notify.jobs", "notify.router.dlq",
-            "notify.router.throttle"} <= names
+    assert {
+        "alerts",
+        "notify.config",
+        "notify.jobs",
+        "notify.router.dlq",
+        "notify.router.throttle",
+    } <= names
     for channel_type in CHANNEL_TYPES:
         assert f"notify.delivery.{channel_type}" in names
         assert f"notify.delivery.{channel_type}.dlq" in names
@@ -37,7 +42,9 @@ def test_compacted_topics_are_compacted() -> None:
     assert specs["notify.router.throttle"].partitions == specs["alerts"].partitions
 
 
-def test_creating_twice_creates_once(admin: AdminClient, settings: Settings, unique: str) -> None:
+def test_creating_twice_creates_once(
+    admin: AdminClient, settings: Settings, unique: str
+) -> None:
     spec = TopicSpec(f"test.topics.{unique}", 2, {"cleanup.policy": "compact"})
 
     first = ensure_topics(admin, [spec])

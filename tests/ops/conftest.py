@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+
 @pytest.fixture
 def dict_conn(settings) -> Iterator[psycopg.Connection]:
     """An autocommit connection whose rows are dicts."""

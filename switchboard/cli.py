@@ -770,6 +770,37 @@ def _print_cutover(result, apply: bool, with_history: bool) -> None:  # noqa: AN
             print(f"  {reason}")
 
 
+@app.command("demo")
+def demo_command(
+    devices: int = typer.Option(240, min=1, help="Devices in the alert stream."),
+    duration: float = typer.Option(40.0, min=5, help="Seconds over which to publish."),
+    keep_running: bool = typer.Option(
+        False, "--keep-running", help="Leave everything up and print the addresses."
+    ),
+    retry_delays: str = typer.Option(
+        "1s,5s,15s", help="Retry tiers of the demo's processes (short, for a demo)."
+    ),
+    outage: float = typer.Option(
+        20.0, min=0, help="Seconds the Teams receiver answers 503 from the start."
+    ),
+    one_deliverer: bool = typer.Option(
+        True, help="One deliverer for all seven types (else one per type)."
+    ),
+) -> None:
+    """Run the whole pipeline on a realistic alert stream and check every delivery."""
+    from services.demo.run import DemoOptions, run_demo
+
+    options = DemoOptions(
+        devices=devices,
+        duration_s=duration,
+        retry_delays=retry_delays,
+        outage_s=outage,
+        one_deliverer=one_deliverer,
+        keep_running=keep_running,
+    )
+    raise typer.Exit(code=run_demo(load_settings(), options, console))
+
+
 def main() -> None:
     """Entry point for ``python -m switchboard.cli``."""
     app()

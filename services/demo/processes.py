@@ -1,0 +1,183 @@
+"""The pipeline's services as separate ``switchboard`` processes.
+
+:class:`Pipeline` starts the API (with its outbox relay), the router, the
+deliverers and the recorder, each its own process with its own log file, all on
+loopback with private targets allowed and the given retry tiers. It stops them
+with SIGTERM (SIGKILL after a grace period), and lets a test kill one with
+SIGKILL and start it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+STOP_GRACE_S = 20.0
+API_START_TIMEOUT_S = 60.0
+SWITCHBOARD = str(Path(sys.executable).parent / "switchboard")
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    """One ``switchboard <command>`` process and its log file."""
+
+    name: str
+    arguments: list[str]
+    environment: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        """Start the process, appending to its log file."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [SWITCHBOARD, *self.arguments],
+                env=self.environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Its own process group: a Ctrl-C at the terminal reaches the
+                # demo only, which then stops everything in order.
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after a grace period; returns the exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> ServiceProcess:
+        """Start again after :meth:`stop` or :meth:`kill`."""
+        return self.start()
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the log, for failure messages."""
+        if not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+@dataclass
+class Pipeline:
+    """API, router, deliverers and recorder as processes; see the module docstring."""
+
+    log_dir: Path
+    environment: dict[str, str]
+    deliverer_groups: list[list[str]]
+    api_port: int = field(default_factory=free_port)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        log_dir: Path,
+        settings_env: dict[str, str],
+        channel_types: Iterable[str],
+        one_deliverer: bool = True,
+    ) -> Pipeline:
+        """A pipeline whose processes see ``settings_env`` on top of ours."""
+        environment = dict(os.environ)
+        environment.update(settings_env)
+        environment["SWITCHBOARD_ALLOW_PRIVATE_TARGETS"] = "true"
+        types = list(channel_types)
+        groups = [types] if one_deliverer else [[t] for t in types]
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return cls(log_dir, environment, groups)
+
+    @property
+    def api_url(self) -> str:
+        """The API's base URL."""
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> Pipeline:
+        """Start every process; returns once the API answers."""
+        self._add("api", ["api", "--port", str(self.api_port)])
+        self._add("router", ["router"])
+        for types in self.deliverer_groups:
+            name = "deliverer" if len(self.deliverer_groups) == 1 else types[0]
+            self._add(
+                f"deliverer-{name}" if name != "deliverer" else name,
+                ["deliverer", "--type", ",".join(types)],
+            )
+        self._add("recorder", ["recorder"])
+        self.wait_for_api()
+        return self
+
+    def _add(self, name: str, arguments: list[str]) -> None:
+        log_path = self.log_dir / f"{name}.log"
+        self.services[name] = ServiceProcess(
+            name, arguments, self.environment, log_path
+        ).start()
+
+    def wait_for_api(self) -> None:
+        """Wait until the API answers its health check."""
+        deadline = time.monotonic() + API_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not self.services["api"].running:
+                raise RuntimeError(
+                    "the API exited:\n" + self.services["api"].log_tail()
+                )
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(
+            "the API did not answer:\n" + self.services["api"].log_tail()
+        )
+
+    def dead(self) -> list[str]:
+        """Names of processes that exited on their own."""
+        return [name for name, service in self.services.items() if not service.running]
+
+    def stop(self) -> None:
+        """Stop every process, the API last so late jobs stay readable till the end."""
+        order = [n for n in self.services if n != "api"] + ["api"]
+        for name in order:
+            if name in self.services:
+                self.services[name].stop()
+
+    def __enter__(self) -> Pipeline:
+        """Start on entering a ``with`` block."""
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        """Stop on leaving the block."""
+        self.stop()

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,12 @@ class Pipeline:
         environment = dict(os.environ)
         environment.update(settings_env)
         environment["SWITCHBOARD_ALLOW_PRIVATE_TARGETS"] = "true"
+        # Kept across restarts, so a restarted router fences the transaction
+        # its killed predecessor left open instead of waiting for it to time out.
+        environment.setdefault(
+            "SWITCHBOARD_ROUTER_TRANSACTIONAL_ID",
+            f"switchboard.router.demo-{uuid.uuid4().hex[:8]}",
+        )
         types = list(channel_types)
         groups = [types] if one_deliverer else [[t] for t in types]
         log_dir.mkdir(parents=True, exist_ok=True)

@@ -244,6 +244,7 @@ class _Watch:
         self, progress: Progress, receivers: Receivers, api: TenantApi, events: int
     ) -> None:
         self.progress, self.receivers, self.api = progress, receivers, api
+        self.expected_jobs: list[ExpectedJob] = []
         self.expected: set[str] = set()
         self.all_expected: set[str] = set()
         self.tasks = {
@@ -262,6 +263,7 @@ class _Watch:
             self.poll()
 
     def expect(self, expected: list[ExpectedJob]) -> None:
+        self.expected_jobs = expected
         self.expected = {j.job_id for j in expected if not j.suppressed}
         self.all_expected = {j.job_id for j in expected}
         self.progress.update(
@@ -272,8 +274,11 @@ class _Watch:
 
     def poll(self) -> tuple[int, int, int]:
         self._last_poll = time.monotonic()
-        arrived = {a.job_id for a in self.receivers.arrivals()}
-        delivered = len(arrived & self.expected) if self.expected else len(arrived)
+        arrivals = self.receivers.arrivals()
+        if self.expected_jobs:
+            delivered = len(compare(self.expected_jobs, arrivals).first_arrival)
+        else:
+            delivered = len({a.job_id for a in arrivals})
         retrying = len(self.api.jobs(status="retrying"))
         dead = len(self.api.jobs(status="dead"))
         self.progress.update(self.tasks["delivered"], completed=delivered)

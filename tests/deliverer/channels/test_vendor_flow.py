@@ -201,11 +201,11 @@ def test_slack_through_the_deliverer(deliverer_log, settings, codec, conn):
     [dead] = [e for e in seen if e["job_id"] == broken["job_id"]]
     assert (dead["reason"], dead["attempt"]) == ("template_error", 1)
     assert "ZeroDivisionError" in dead["error"]
-    failures = [
-        line
-        for line in deliverer_log.read_text().splitlines()
-        if broken["job_id"] in line and "reason=template_error" in line
-    ]
+    # The deliverer logs the final failure once the job event is acknowledged,
+    # so the line may land just after the event was seen.
+    failures = wait_for_log_lines(
+        deliverer_log, broken["job_id"], "reason=template_error"
+    )
     assert failures and "ZeroDivisionError" in failures[0]  # logged, not dropped
     [message] = slack.accepted
     assert displayed(message["blocks"][1]["text"]["text"]) == "Disk <90%> & rising"
@@ -286,3 +286,17 @@ def test_pagerduty_lifecycle_through_the_deliverer(
     ]
     rows = recorded_rows(conn, wanted)
     assert_secret_nowhere(pagerduty.routing_key, seen, rows, deliverer_log)
+
+
+def wait_for_log_lines(log: Path, *needles: str, timeout_s: float = 10.0) -> list[str]:
+    """Lines of ``log`` containing every needle, waiting up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = [
+            line
+            for line in log.read_text().splitlines()
+            if all(needle in line for needle in needles)
+        ]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)

@@ -225,11 +225,14 @@ def router_command(
 @app.command("api")
 def api_command(
     port: int = typer.Option(None, help="Port (default: SWITCHBOARD_API_PORT)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to listen on (0.0.0.0 inside a container)."
+    ),
     relay: bool = typer.Option(
         True, help="Also publish the configuration outbox from this process."
     ),
 ) -> None:
-    """Serve the configuration API on 127.0.0.1 until SIGTERM or Ctrl-C."""
+    """Serve the configuration API until SIGTERM or Ctrl-C."""
     import uvicorn
 
     from services.api.app import create_app
@@ -238,7 +241,7 @@ def api_command(
     warn_if_development_key(settings)
     uvicorn.run(
         create_app(settings, run_relay=relay),
-        host="127.0.0.1",
+        host=host,
         port=settings.api_port if port is None else port,
         log_config=None,
     )

@@ -49,7 +49,10 @@ def make_transactional_producer(
     settings: Settings, transactional_id: str, **overrides: Any
 ) -> Producer:
     """A transactional producer with ``init_transactions`` already done."""
-    options = {"transactional.id": transactional_id, "transaction.timeout.ms": 60_000}
+    # Batches commit within milliseconds; a short timeout lets the broker abort a
+    # crashed process's open transaction quickly, so read-committed consumers
+    # downstream are not held back by it for long.
+    options = {"transactional.id": transactional_id, "transaction.timeout.ms": 15_000}
     options.update(overrides)
     producer = Producer(producer_config(settings, **options))
     producer.init_transactions(30.0)

@@ -44,6 +44,8 @@ PAGERDUTY_KINDS = {
     "acknowledge": "ACKNOWLEDGED",
     "resolve": "CLOSED",
 }
+HOOK_PATH = "/hook"
+PROBE_PATH = "/probe"
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SNMP_COMMUNITY = "switchboard-demo"
 # sysUpTime and snmpTrapOID lead every trap; the job id is the first alert object.
@@ -254,7 +256,7 @@ class Receivers:
             "slack": self.slack.base_url,
             "teams": self.teams.base_url,
             "pagerduty": self.pagerduty.base_url,
-            "webhook": self.webhook.url(),
+            "webhook": self.webhook.url(HOOK_PATH),
             "email": f"smtp://127.0.0.1:{self.smtp.port}",
             "snmp": f"udp://127.0.0.1:{self.snmp.port} (log {self.snmp.log_file})",
             "mqtt": f"mqtt://{self.mqtt_host}:{self.mqtt_port}"
@@ -285,7 +287,7 @@ class Receivers:
             "webhook": _body(
                 "webhook",
                 name_prefix,
-                {"url": self.webhook.url()},
+                {"url": self.webhook.url(HOOK_PATH)},
                 {"signing_secret": SIGNING_SECRET},
             ),
             "email": _body("email", name_prefix, self._email_config(), {}),
@@ -323,7 +325,7 @@ class Receivers:
         found += _pagerduty_arrivals(self.pagerduty.stamped)
         found += [
             Arrival("webhook", r.webhook_id, r.received_at)
-            for r in self.webhook.received()
+            for r in self.webhook.received(HOOK_PATH)
             if r.signature_valid
         ]
         found += self._email_arrivals()

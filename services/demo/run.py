@@ -164,13 +164,16 @@ def _run(
     pipeline.start()
     tenant_id, key = new_tenant(settings.database_url, tag)
     api = TenantApi(pipeline.api_url, key)
-    configured = configure(api, receivers, settings.database_url, demo_rules)
+    publisher = AlertPublisher(settings, default_codec())
+    configured = configure(
+        api, receivers, settings.database_url, demo_rules, publisher=publisher
+    )
     console.print(
         f"Tenant {tenant_id}: {len(configured.channels)} channels and "
         f"{len(configured.rules)} rules created through {pipeline.api_url}"
     )
     outcome = _stream_and_watch(
-        settings, options, console, receivers, pipeline, api, configured, tenant_id
+        publisher, options, console, receivers, pipeline, api, configured, tenant_id
     )
     ok = _report(console, outcome, pipeline)
     if options.keep_running:
@@ -181,7 +184,7 @@ def _run(
 
 
 def _stream_and_watch(
-    settings: Settings,
+    publisher: AlertPublisher,
     options: DemoOptions,
     console: Console,
     receivers: Receivers,
@@ -197,7 +200,6 @@ def _stream_and_watch(
         f"{options.outage_status} for the first {options.outage_s:.0f}s"
     )
     receivers.outage(options.outage_type, options.outage_s, options.outage_status)
-    publisher = AlertPublisher(settings, default_codec())
     with _progress(console) as progress:
         watch = _Watch(progress, receivers, api, len(stream.events))
         alerts = _publish(stream.events, publisher, tenant_id, watch)

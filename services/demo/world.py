@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,13 +11,22 @@ from typing import Any
 from confluent_kafka import Producer
 
 from services.demo.expect import Reference
-from services.demo.receivers import Receivers
-from services.demo.tenant_api import TenantApi, config_keys, wait_config_published
+from services.demo.receivers import PROBE_PATH, Receivers
+from services.demo.scenario import utc_now
+from services.demo.tenant_api import (
+    TenantApi,
+    config_keys,
+    new_tenant,
+    unique_name,
+    wait_config_published,
+)
 from switchboard.codec import Codec
 from switchboard.kafka import make_producer
 from switchboard.settings import Settings
 
 FLUSH_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 60.0
+PROBE_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -33,16 +44,79 @@ def configure(
     database_url: str,
     rule_bodies: Callable[[dict[str, str]], list[dict[str, Any]]],
     channel_types: list[str] | None = None,
+    publisher: AlertPublisher | None = None,
 ) -> Configured:
-    """Create channels and rules through the API; wait until they are published."""
+    """Create channels and rules through the API; wait until the pipeline has them.
+
+    With a ``publisher``, waits until a probe of a later change has gone
+    through router and deliverer (:func:`wait_until_routed`); else only until
+    the relay has published the changes.
+    """
     bodies = receivers.channel_bodies()
     wanted = channel_types or list(bodies)
     channels = {t: api.create_channel(bodies[t]) for t in wanted}
     ids = {t: channel["id"] for t, channel in channels.items()}
     rules = [api.create_rule(body) for body in rule_bodies(ids)]
     wait_config_published(database_url, config_keys(list(channels.values()), rules))
+    if publisher is not None:
+        wait_until_routed(str(api.client.base_url), database_url, receivers, publisher)
     types = {channel["id"]: t for t, channel in channels.items()}
     return Configured(channels, rules, Reference(rules, types))
+
+
+def wait_until_routed(
+    api_url: str, database_url: str, receivers: Receivers, publisher: AlertPublisher
+) -> None:
+    """Wait until the router and deliverer apply configuration made up to now.
+
+    notify.config is one partition, applied in order: once a probe tenant's
+    rule, created after ours, routes a probe alert to the webhook receiver,
+    every earlier change is in the router's and the deliverer's caches too.
+    """
+    tenant_id, key = new_tenant(database_url, unique_name("probe"))
+    probe = TenantApi(api_url, key)
+    try:
+        channel = probe.create_channel(
+            receivers.channel_bodies("Probe")["webhook"]
+            | {"config": {"url": receivers.webhook.url(PROBE_PATH)}}
+        )
+        probe.create_rule({"channel_id": channel["id"], "name": "probe"})
+        _probe_until_received(receivers, publisher, tenant_id)
+    finally:
+        probe.close()
+
+
+def _probe_until_received(
+    receivers: Receivers, publisher: AlertPublisher, tenant_id: str
+) -> None:
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        publisher.publish(_probe_alert(tenant_id))
+        publisher.flush()
+        waited = time.monotonic() + PROBE_INTERVAL_S
+        while time.monotonic() < waited:
+            if receivers.webhook.received(PROBE_PATH):
+                return
+            time.sleep(0.05)
+    raise RuntimeError("the router did not pick up the configuration in time")
+
+
+def _probe_alert(tenant_id: str) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "tenant_id": tenant_id,
+        "alert_id": "probe",
+        "kind": "OPEN",
+        "severity": "INFO",
+        "alert_type": "probe",
+        "site_id": None,
+        "device_id": None,
+        "summary": "configuration probe",
+        "details": None,
+        "labels": {},
+        "occurred_at": utc_now(),
+        "source": "switchboard-demo",
+    }
 
 
 class AlertPublisher:

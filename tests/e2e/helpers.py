@@ -38,13 +38,20 @@ def alert(tenant_id: str, alert_id: str, kind: str = "OPEN", **fields: Any) -> d
 
 
 def wait_until(
-    condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S
+    condition: Callable[[], bool],
+    what: str,
+    timeout_s: float = WAIT_S,
+    describe: Callable[[], object] | None = None,
 ) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after ``timeout_s``."""
+    """Poll ``condition`` until true; fail naming ``what`` after ``timeout_s``.
+
+    ``describe`` adds what is known at that point to the failure message.
+    """
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
+            detail = f": {describe()}" if describe else ""
+            raise AssertionError(f"gave up waiting for {what}{detail}")
         time.sleep(POLL_S)
 
 

@@ -13,7 +13,7 @@ from helpers import alert, read_since, wait_until
 
 from services.demo.expect import compare, expected_jobs
 from services.demo.processes import Pipeline
-from services.demo.receivers import Receivers
+from services.demo.receivers import HOOK_PATH, Receivers
 from services.demo.tenant_api import TenantApi
 from services.demo.world import AlertPublisher, configure
 from switchboard.codec import Codec
@@ -61,6 +61,7 @@ def test_a_stage_killed_mid_stream_loses_nothing_and_duplicates_no_job(
         e2e_settings.database_url,
         webhook_and_email,
         ["webhook", "email"],
+        publisher,
     )
     severities = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
     alerts = [
@@ -111,7 +112,7 @@ def _assert_one_job_each(
 
 def _assert_repeats_keep_their_key(receivers: Receivers, wanted: set[str]) -> None:
     """Every request, first or repeated, names its job the same way everywhere."""
-    for request in receivers.webhook.received():
+    for request in receivers.webhook.received(HOOK_PATH):
         assert request.signature_valid
         assert json.loads(request.body)["job_id"] == request.webhook_id
         assert request.webhook_id in wanted

@@ -44,8 +44,15 @@ def test_every_channel_type_delivers_every_event_kind(
 
     wanted = {job.job_id for job in expected}
     wait_until(
-        lambda: wanted <= {a.job_id for a in receivers.arrivals()},
+        lambda: not compare(expected, receivers.arrivals()).missing,
         "every job at its receiver",
+        describe=lambda: (
+            compare(expected, receivers.arrivals()).problems()
+            + [
+                str(api.job(j.job_id))
+                for j in compare(expected, receivers.arrivals()).missing[:2]
+            ]
+        ),
     )
     wait_until(
         lambda: len(api.jobs(status="delivered")) == len(wanted),

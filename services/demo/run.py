@@ -26,6 +26,7 @@ from rich.table import Table
 
 from services.demo.expect import ExpectedJob, Verdict, compare, expected_jobs
 from services.demo.processes import Pipeline, free_port
+from services.demo.readiness import wait_for_partition_leaders
 from services.demo.receivers import CHANNEL_TYPES, Receivers
 from services.demo.scenario import PlannedEvent, demo_rules, plan_stream, utc_now
 from services.demo.tenant_api import TenantApi, new_tenant, unique_name
@@ -115,6 +116,7 @@ def _prepare_stack(settings: Settings, console: Console) -> list[str]:
     ]
     if failed:
         raise RuntimeError(f"topics could not be created: {failed}")
+    wait_for_partition_leaders(settings)
     return started
 
 

@@ -194,6 +194,7 @@ def router_command(
     import uuid
 
     from services.router.app import Router, RouterError, RouterOptions, RouterTopics
+    from switchboard.lag import export_lag_of
     from switchboard.metrics import start_metrics_server
 
     settings = load_settings()
@@ -213,6 +214,7 @@ def router_command(
     )
     port = settings.metrics_port if metrics_port is None else metrics_port
     start_metrics_server(port)
+    export_lag_of(settings, [group], port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -653,7 +655,9 @@ def deliverer_command(
     """Deliver commands of the given channel types until SIGTERM or Ctrl-C."""
     from services.deliverer.service import DelivererError, run_deliverer
     from switchboard.domain import ChannelType
+    from switchboard.lag import export_lag_of
     from switchboard.metrics import start_metrics_server
+    from switchboard.topics import deliverer_group, deliverer_retry_group
 
     settings = load_settings()
     warn_if_development_key(settings)
@@ -661,9 +665,13 @@ def deliverer_command(
     unknown = sorted(set(channel_types) - {str(t) for t in ChannelType})
     if unknown or not channel_types:
         raise fail(f"unknown channel types: {', '.join(unknown) or '(none given)'}")
+    channel_types = list(dict.fromkeys(channel_types))
     start_metrics_server(settings.metrics_port)
+    groups = [deliverer_group(t) for t in channel_types]
+    groups += [deliverer_retry_group(t) for t in channel_types]
+    export_lag_of(settings, groups, settings.metrics_port)
     try:
-        run_deliverer(settings, list(dict.fromkeys(channel_types)))
+        run_deliverer(settings, channel_types)
     except DelivererError as error:
         raise fail(str(error)) from None
 
@@ -672,10 +680,13 @@ def deliverer_command(
 def recorder_command() -> None:
     """Record notify.jobs into the job tables until SIGTERM or Ctrl-C."""
     from services.recorder.service import run_recorder
+    from switchboard.lag import export_lag_of
     from switchboard.metrics import start_metrics_server
+    from switchboard.topics import RECORDER_GROUP
 
     settings = load_settings()
     start_metrics_server(settings.metrics_port)
+    export_lag_of(settings, [RECORDER_GROUP], settings.metrics_port)
     run_recorder(settings)
 
 

@@ -217,3 +217,15 @@ class LagExporter:
                     extra={"group": self.group, "error": str(error)},
                 )
             self._stop.wait(self._interval_s)
+
+
+def export_lag_of(settings: Settings, groups: list[str], port: int) -> None:
+    """Start a :class:`LagExporter` per group when this process serves metrics.
+
+    Each process exports its groups' whole lag; queries take the maximum per
+    partition (see docs/operations.md), so several processes agree.
+    """
+    if port == 0:
+        return
+    for group in groups:
+        LagExporter(settings, group).start()

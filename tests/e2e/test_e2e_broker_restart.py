@@ -34,7 +34,7 @@ from switchboard.stack import KafkaComponent
 from switchboard.topics import JOBS_TOPIC
 
 BROKER_DOWN_S = 5.0
-RESUME_WAIT_S = 150.0
+RESUME_WAIT_S = 60.0
 EVENTS_PER_PHASE = 10
 
 

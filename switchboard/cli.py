@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -20,7 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-stack_app = typer.Typer(help="The local Kafka, PostgreSQL and MQTT stack.", no_args_is_help=True)
+stack_app = typer.Typer(
+    help="The local Kafka, PostgreSQL and MQTT stack.", no_args_is_help=True
+)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Secret keys.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
@@ -45,8 +48,12 @@ def load_settings() -> Settings:
     """Read settings and set up logging, turning bad settings into a clear error."""
     try:
         settings = get_settings()
-    except Exception as error:
-        raise fail(f"invalid settings: {error}") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"SWITCHBOARD_{str(item['loc'][0]).upper()}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise fail(f"invalid settings: {problems}") from None
     configure_logging(settings.log_level, settings.log_format)
     return settings
 
@@ -83,9 +90,10 @@ def stack_down() -> None:
 
 @stack_app.command("status")
 def stack_status() -> None:
-    """Show each component, its address and whether it answers."""
+    """Show each component, its address and whether it answers (exit 1 if not)."""
     settings = load_settings()
-    print_status(settings)
+    if not print_status(settings):
+        raise typer.Exit(code=1)
 
 
 def print_status(settings: Settings) -> bool:
@@ -129,7 +137,8 @@ def topics_create() -> None:
     reports = ensure_topics(make_admin(settings), topic_specs(settings))
     bad = [r for r in reports if r.action in ("mismatch", "failed")]
     created = sum(1 for r in reports if r.action == "created")
-    console.print(f"{len(reports)} topics: {created} created, {len(reports) - created - len(bad)} ok")
+    unchanged = len(reports) - created - len(bad)
+    console.print(f"{len(reports)} topics: {created} created, {unchanged} ok")
     for report in bad:
         errors.print(f"  {report.name}: {report.action}: {'; '.join(report.problems)}")
     if bad:

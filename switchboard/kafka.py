@@ -9,6 +9,7 @@ cooperative rebalancing.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -19,11 +20,30 @@ from switchboard.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# While a broker is down librdkafka reports the same error many times a second;
+# one line per kind of error per interval is enough to see what is going on.
+CLIENT_ERROR_LOG_INTERVAL_S = 30.0
+_last_logged: dict[tuple[int, str], float] = {}
+
+
 def _log_client_error(error: KafkaError) -> None:
     # librdkafka reports transient broker problems here and recovers by itself;
     # only fatal errors need the caller's attention, and they surface on use.
+    now = time.monotonic()
+    key = (error.code(), error.str())
+    if (
+        not error.fatal()
+        and now - _last_logged.get(key, -1e9) < CLIENT_ERROR_LOG_INTERVAL_S
+    ):
+        return
+    _last_logged[key] = now
     level = logging.ERROR if error.fatal() else logging.WARNING
     log.log(level, "kafka client error", extra={"error": error.str()})
+
+
+# librdkafka writes its own log lines to stderr besides calling error_cb; keep
+# only its critical ones there, since error_cb already reports errors.
+LIBRDKAFKA_LOG_LEVEL = 2
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -35,6 +55,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "linger.ms": 5,
         "compression.type": "lz4",
         "error_cb": _log_client_error,
+        "log_level": LIBRDKAFKA_LOG_LEVEL,
     }
     config.update(overrides)
     return config
@@ -75,6 +96,7 @@ def consumer_config(
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": 300_000,
         "error_cb": _log_client_error,
+        "log_level": LIBRDKAFKA_LOG_LEVEL,
     }
     config.update(overrides)
     return config
@@ -88,7 +110,11 @@ def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consum
 def make_admin(settings: Settings) -> AdminClient:
     """An admin client for the configured cluster."""
     return AdminClient(
-        {"bootstrap.servers": settings.kafka_bootstrap, "error_cb": _log_client_error}
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "error_cb": _log_client_error,
+            "log_level": LIBRDKAFKA_LOG_LEVEL,
+        }
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,7 +47,12 @@ class Settings(BaseSettings):
         description="PostgreSQL connection URL (libpq form).",
     )
     mqtt_host: str = Field("127.0.0.1", description="MQTT broker of the local stack.")
-    mqtt_port: int = Field(11883, description="MQTT broker port of the local stack.")
+    mqtt_port: int = Field(
+        11883,
+        ge=1,
+        le=65534,
+        description="MQTT broker port of the local stack (the next one needs a login).",
+    )
 
     stack_components: str = Field(
         ",".join(STACK_COMPONENTS),
@@ -99,6 +105,32 @@ class Settings(BaseSettings):
         le=65535,
         description="Port `switchboard api` listens on (127.0.0.1).",
     )
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        servers = [part.strip() for part in value.split(",") if part.strip()]
+        if not servers:
+            raise ValueError("give at least one host:port")
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        url = urlsplit(value)
+        if url.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError("must be a postgresql://user:password@host:port/db URL")
+        try:
+            _ = url.port  # raises ValueError for a port that is not 1-65535
+        except ValueError:
+            raise ValueError("the port is not a number from 1 to 65535") from None
+        if not url.hostname or not url.path.strip("/"):
+            raise ValueError("must name a host and a database")
+        return value
 
     @field_validator("retry_delays")
     @classmethod

@@ -44,6 +44,23 @@ def test_bad_retry_delays_are_rejected(delays: str) -> None:
         Settings(retry_delays=delays)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("kafka_bootstrap", "garbage"),
+        ("kafka_bootstrap", "127.0.0.1:notaport"),
+        ("kafka_bootstrap", "127.0.0.1:70000"),
+        ("database_url", "garbage"),
+        ("database_url", "postgresql://u:p@127.0.0.1:x/db"),
+        ("database_url", "postgresql://u:p@127.0.0.1:5432"),
+        ("mqtt_port", "99999"),
+    ],
+)
+def test_bad_addresses_are_rejected_naming_the_setting(field: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        Settings(**{field: value})
+
+
 def test_durations_parse_with_units() -> None:
     assert [parse_duration_ms(t) for t in ("250ms", "10s", "1m", "1h")] == [
         250,

@@ -139,3 +139,17 @@ def test_down_after_a_crash_cleans_up_and_up_works_again(tmp_path: Path) -> None
     assert mosquitto.up().startswith("started")
     assert mosquitto.down() == "stopped"
     assert not mosquitto.answers()
+
+
+def test_status_exits_non_zero_when_a_component_does_not_answer(tmp_path: Path) -> None:
+    result = run_cli(
+        "stack",
+        "status",
+        env={
+            "SWITCHBOARD_STATE_DIR": str(tmp_path),
+            "SWITCHBOARD_MQTT_PORT": str(free_port()),
+        },
+    )
+
+    assert result.returncode == 1
+    assert "mosquitto" in result.stdout

@@ -75,19 +75,21 @@ def wait_until_routed(
     """
     tenant_id, key = new_tenant(database_url, unique_name("probe"))
     probe = TenantApi(api_url, key)
+    # A path of its own, so an earlier probe's request cannot answer this one.
+    path = f"{PROBE_PATH}/{tenant_id}"
     try:
         channel = probe.create_channel(
             receivers.channel_bodies("Probe")["webhook"]
-            | {"config": {"url": receivers.webhook.url(PROBE_PATH)}}
+            | {"config": {"url": receivers.webhook.url(path)}}
         )
         probe.create_rule({"channel_id": channel["id"], "name": "probe"})
-        _probe_until_received(receivers, publisher, tenant_id)
+        _probe_until_received(receivers, publisher, tenant_id, path)
     finally:
         probe.close()
 
 
 def _probe_until_received(
-    receivers: Receivers, publisher: AlertPublisher, tenant_id: str
+    receivers: Receivers, publisher: AlertPublisher, tenant_id: str, path: str
 ) -> None:
     deadline = time.monotonic() + PROBE_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -95,7 +97,7 @@ def _probe_until_received(
         publisher.flush()
         waited = time.monotonic() + PROBE_INTERVAL_S
         while time.monotonic() < waited:
-            if receivers.webhook.received(PROBE_PATH):
+            if receivers.webhook.received(path):
                 return
             time.sleep(0.05)
     raise RuntimeError("the router did not pick up the configuration in time")

@@ -13,9 +13,11 @@ one key in commit order.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from prometheus_client import Gauge
 from psycopg.rows import tuple_row
 
 from switchboard.codec import Codec
@@ -30,6 +32,14 @@ from switchboard.config_cache import (
 
 # The relay LISTENs here so a committed change is published at once.
 NOTIFY_CHANNEL = "switchboard_config_outbox"
+
+BACKLOG_ROWS = Gauge(
+    "switchboard_outbox_backlog_rows", "Outbox rows not yet published to Kafka."
+)
+BACKLOG_AGE = Gauge(
+    "switchboard_outbox_backlog_age_seconds",
+    "Age of the oldest outbox row not yet published (0 when none is waiting).",
+)
 
 
 def channel_record(row: dict[str, Any]) -> ChannelRecord:
@@ -111,3 +121,25 @@ def record_rule_deleted(conn: psycopg.Connection, rule_id: str) -> int:
     outbox_id = _next_id(conn)
     _insert(conn, outbox_id, rule_key(rule_id), None)
     return outbox_id
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Outbox rows waiting for the relay: how many, and the oldest one's age."""
+
+    rows: int
+    oldest_age_s: float
+
+
+def backlog(conn: psycopg.Connection) -> Backlog:
+    """The current backlog, also exported as gauges."""
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        row = cursor.execute(
+            "SELECT count(*), COALESCE(extract(epoch FROM now() - min(created_at)), 0)"
+            " FROM config_outbox WHERE published_at IS NULL AND failed_at IS NULL"
+        ).fetchone()
+    assert row is not None
+    current = Backlog(int(row[0]), float(row[1]))
+    BACKLOG_ROWS.set(current.rows)
+    BACKLOG_AGE.set(current.oldest_age_s)
+    return current

@@ -7,10 +7,16 @@ acknowledged every one, and only then marks them published. A crash between
 the two steps publishes those rows again on restart (at least once); consumers
 apply ConfigEvents per key, so a repeat changes nothing. The relay LISTENs for
 the API's NOTIFY and also polls, so a change is out within about a second.
+
+A row Kafka can never take (too large, an invalid record) would otherwise stop
+every later change of every tenant: it is marked failed, logged once and
+counted, and the rows behind it go on. Failures that may pass (a broker down, a
+timeout) stop the relay at that row and it tries again, in order.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -21,7 +27,7 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter, Gauge
 
-from services.api.outbox import NOTIFY_CHANNEL
+from services.api.outbox import NOTIFY_CHANNEL, backlog
 from switchboard.kafka import make_producer
 from switchboard.settings import Settings
 from switchboard.topics import CONFIG_TOPIC
@@ -39,14 +45,29 @@ RECONNECT_DELAY_S = 2.0
 PUBLISHED_RETENTION_DAYS = 7
 PURGE_INTERVAL_S = 600.0
 
+# Kafka refuses these for the record itself, so producing it again fails the
+# same way: the row is marked failed instead of blocking every later change.
+PERMANENT_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+    }
+)
+
 PUBLISHED = Counter(
     "switchboard_relay_published_total", "Outbox rows published to notify.config."
+)
+FAILED = Counter(
+    "switchboard_relay_failed_total",
+    "Outbox rows Kafka refused for good, marked failed and skipped.",
+    ["code"],
 )
 LEADER = Gauge("switchboard_relay_leader", "1 while this relay holds the relay lock.")
 
 
 class RelayError(Exception):
-    """Raised when Kafka did not acknowledge every message of a batch."""
+    """Raised when Kafka did not acknowledge a batch for a reason that may pass."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,7 @@ class OutboxRelay:
             while not self._stopping.is_set():
                 while self.publish_batch(conn) == BATCH_SIZE:
                     pass
+                backlog(conn)
                 if time.monotonic() >= next_purge:
                     self.purge_published(conn)
                     next_purge = time.monotonic() + PURGE_INTERVAL_S
@@ -125,29 +147,77 @@ class OutboxRelay:
         return bool(row and row[0])
 
     def publish_batch(self, conn: psycopg.Connection) -> int:
-        """Publish up to one batch of unpublished rows; how many were published."""
-        rows = [
-            OutboxRow(*row)
-            for row in conn.execute(
-                "SELECT id, message_key, payload FROM config_outbox"
-                " WHERE published_at IS NULL ORDER BY id LIMIT %s",
-                (BATCH_SIZE,),
-            )
-        ]
+        """Publish up to one batch of pending rows; how many were settled.
+
+        A row Kafka refuses for good is marked failed and the rest go on; any
+        other failure raises :class:`RelayError` and the batch is sent again.
+        """
+        rows = self._pending(conn)
         if not rows:
             return 0
 
-        self._produce_acknowledged(rows)
+        failures, from_broker = self._produce_acknowledged(rows)
+        _raise_if_passing(failures)
+        if from_broker and failures:
+            # The broker fails a whole record batch for one bad record, so send
+            # the rows again one at a time, in order, to learn which it refuses.
+            failures = self._produce_one_by_one(rows)
 
+        refused = {i: e for i, e in failures.items() if _permanent(e)}
+        self._mark_failed(conn, [row for row in rows if row.id in refused], refused)
+        _raise_if_passing(failures)
+
+        published = [row.id for row in rows if row.id not in refused]
         conn.execute(
             "UPDATE config_outbox SET published_at = now() WHERE id = ANY(%s)",
-            ([row.id for row in rows],),
+            (published,),
         )
-        PUBLISHED.inc(len(rows))
-        log.debug(
-            "outbox rows published", extra={"count": len(rows), "last": rows[-1].id}
-        )
+        PUBLISHED.inc(len(published))
+        log.debug("outbox rows published", extra={"count": len(published)})
         return len(rows)
+
+    @staticmethod
+    def _pending(conn: psycopg.Connection) -> list[OutboxRow]:
+        return [
+            OutboxRow(*row)
+            for row in conn.execute(
+                "SELECT id, message_key, payload FROM config_outbox"
+                " WHERE published_at IS NULL AND failed_at IS NULL"
+                " ORDER BY id LIMIT %s",
+                (BATCH_SIZE,),
+            )
+        ]
+
+    def _produce_one_by_one(self, rows: list[OutboxRow]) -> dict[int, KafkaError]:
+        failures: dict[int, KafkaError] = {}
+        for row in rows:
+            failures.update(self._produce_acknowledged([row])[0])
+            if row.id in failures and not _permanent(failures[row.id]):
+                break
+        return failures
+
+    @staticmethod
+    def _mark_failed(
+        conn: psycopg.Connection,
+        rows: list[OutboxRow],
+        errors: dict[int, KafkaError],
+    ) -> None:
+        for row in rows:
+            error = errors[row.id]
+            conn.execute(
+                "UPDATE config_outbox SET failed_at = now(), error = %s WHERE id = %s",
+                (error.str(), row.id),
+            )
+            FAILED.labels(error.name()).inc()
+            log.error(
+                "outbox row refused by Kafka, skipped",
+                extra={
+                    "outbox_id": row.id,
+                    "key": row.key,
+                    "error": error.str(),
+                    "size": len(row.payload or b""),
+                },
+            )
 
     @staticmethod
     def purge_published(conn: psycopg.Connection) -> int:
@@ -161,24 +231,51 @@ class OutboxRelay:
             log.info("published outbox rows purged", extra={"count": deleted})
         return deleted
 
-    def _produce_acknowledged(self, rows: list[OutboxRow]) -> None:
-        failures: list[KafkaError] = []
+    def _produce_acknowledged(
+        self, rows: list[OutboxRow]
+    ) -> tuple[dict[int, KafkaError], bool]:
+        """Produce ``rows`` and wait for Kafka.
 
-        def delivered(error: KafkaError | None, _message: Message) -> None:
+        Returns the error of each row not delivered, and whether any of them
+        came from the broker (which reports per batch, not per record).
+        """
+        failures: dict[int, KafkaError] = {}
+        from_broker = False
+
+        def delivered(row_id: int, error: KafkaError | None, _msg: Message) -> None:
+            nonlocal from_broker
             if error is not None:
-                failures.append(error)
+                failures[row_id] = error
+                from_broker = True
 
         for row in rows:
-            self._producer.produce(
-                self._topic,
-                key=row.key.encode(),
-                value=row.payload,
-                on_delivery=delivered,
-            )
+            try:
+                self._producer.produce(
+                    self._topic,
+                    key=row.key.encode(),
+                    value=row.payload,
+                    on_delivery=functools.partial(delivered, row.id),
+                )
+            except KafkaException as error:
+                # A record larger than the producer allows is refused right here.
+                if not _permanent(error.args[0]):
+                    raise
+                failures[row.id] = error.args[0]
         remaining = self._producer.flush(ACK_TIMEOUT_S)
-        if remaining or failures:
-            reason = failures[0].str() if failures else f"{remaining} not acknowledged"
-            raise RelayError(f"publishing the outbox failed: {reason}")
+        if remaining:
+            raise RelayError(f"publishing the outbox failed: {remaining} not acked")
+        return failures, from_broker
+
+
+def _permanent(error: KafkaError) -> bool:
+    return error.code() in PERMANENT_ERRORS
+
+
+def _raise_if_passing(failures: dict[int, KafkaError]) -> None:
+    """Raise :class:`RelayError` if a failure may pass, so the batch is resent."""
+    for error in failures.values():
+        if not _permanent(error):
+            raise RelayError(f"publishing the outbox failed: {error.str()}")
 
 
 def run_relay(settings: Settings) -> None:

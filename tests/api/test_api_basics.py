@@ -135,6 +135,8 @@ def test_health_readiness_and_metrics(anonymous: TestClient, tenant: TenantKey) 
         "status": "ok",
         "database": True,
         "kafka": True,
+        "outbox": True,
+        "reason": None,
     }
     assert "switchboard_api_requests_total" in anonymous.get("/metrics").text
 
@@ -217,4 +219,6 @@ def test_readyz_is_503_when_kafka_does_not_answer(settings: Settings) -> None:
         "status": "unavailable",
         "database": True,
         "kafka": False,
+        "outbox": True,
+        "reason": "Kafka does not answer",
     }

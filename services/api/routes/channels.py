@@ -279,7 +279,7 @@ def _wait_published(conn: Conn, channel_id: str) -> None:
     deadline = time.monotonic() + PUBLISH_WAIT_S
     while conn.execute(
         "SELECT 1 FROM config_outbox WHERE message_key = %s AND published_at IS NULL"
-        " LIMIT 1",
+        " AND failed_at IS NULL LIMIT 1",
         (channel_key(channel_id),),
     ).fetchone():
         if time.monotonic() > deadline:

@@ -8,10 +8,14 @@ from pydantic import BaseModel, Field
 
 from services.api.deps import State
 from services.api.errors import ErrorBody
+from services.api.outbox import backlog
 
 router = APIRouter(tags=["health"])
 
 READY_TIMEOUT_S = 2.0
+# Changes reach notify.config within about a second; an older pending row means
+# the relay is not running or cannot publish.
+OUTBOX_MAX_AGE_S = 30.0
 
 
 class Health(BaseModel):
@@ -22,6 +26,12 @@ class Health(BaseModel):
         None, description="PostgreSQL answered (readyz only)."
     )
     kafka: bool | None = Field(None, description="Kafka answered (readyz only).")
+    outbox: bool | None = Field(
+        None,
+        description="Configuration changes are being published: no pending "
+        f"outbox row is older than {OUTBOX_MAX_AGE_S:g} s (readyz only).",
+    )
+    reason: str | None = Field(None, description="Why the process is not ready.")
 
 
 @router.get("/healthz", response_model=Health, summary="The process is alive")
@@ -33,25 +43,45 @@ def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    summary="The database and Kafka answer",
-    responses={503: {"model": Health, "description": "A dependency does not answer."}},
+    summary="The database and Kafka answer and the outbox is published",
+    responses={503: {"model": Health, "description": "The process is not ready."}},
 )
 def readyz(state: State, response: Response) -> Health:
-    """Checks PostgreSQL and Kafka; 503 when either does not answer."""
-    database, kafka = _database_answers(state), _kafka_answers(state)
-    if not (database and kafka):
+    """Checks PostgreSQL, Kafka and the outbox backlog; 503 with the reason if not."""
+    outbox_age_s = _outbox_age_s(state)
+    database, kafka = outbox_age_s is not None, _kafka_answers(state)
+    outbox = outbox_age_s is not None and outbox_age_s <= OUTBOX_MAX_AGE_S
+    reasons = [
+        text
+        for failed, text in (
+            (not database, "PostgreSQL does not answer"),
+            (not kafka, "Kafka does not answer"),
+            (
+                database and not outbox,
+                f"the oldest unpublished configuration change is {outbox_age_s:.0f} s"
+                " old; is the outbox relay running?",
+            ),
+        )
+        if failed
+    ]
+    if reasons:
         response.status_code = 503
-    status = "ok" if database and kafka else "unavailable"
-    return Health(status=status, database=database, kafka=kafka)
+    return Health(
+        status="unavailable" if reasons else "ok",
+        database=database,
+        kafka=kafka,
+        outbox=outbox if database else None,
+        reason="; ".join(reasons) or None,
+    )
 
 
-def _database_answers(state: State) -> bool:
+def _outbox_age_s(state: State) -> float | None:
+    """The age of the oldest pending outbox row; None if the database fails."""
     try:
         with state.pool.connection(timeout=READY_TIMEOUT_S) as conn:
-            conn.execute("SELECT 1")
-        return True
+            return backlog(conn).oldest_age_s
     except Exception:
-        return False
+        return None
 
 
 def _kafka_answers(state: State) -> bool:

@@ -6,11 +6,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from switchboard.domain import EventKind, Severity
 
 MAX_TEXT_CHARS = 100_000
+
+# C0 control characters other than tab, newline and carriage return: NUL cannot
+# be stored in PostgreSQL text and the others garble every channel's output.
+_CONTROL = frozenset(chr(code) for code in range(0x20)) - {"\t", "\n", "\r"}
 
 
 class AlertEventIn(BaseModel):
@@ -36,6 +40,31 @@ class AlertEventIn(BaseModel):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "tenant_id",
+        "alert_id",
+        "alert_type",
+        "site_id",
+        "device_id",
+        "summary",
+        "details",
+        "labels",
+        "source",
+    )
+    @classmethod
+    def _printable(cls, value: Any, info: ValidationInfo) -> Any:
+        texts = [value] if isinstance(value, str) else []
+        if isinstance(value, dict):
+            texts = [text for item in value.items() for text in item]
+        for text in texts:
+            bad = next((char for char in text if char in _CONTROL), None)
+            if bad is not None:
+                raise ValueError(
+                    f"{info.field_name} contains control character "
+                    f"U+{ord(bad):04X}; only tab, newline and CR are allowed"
+                )
+        return value
 
     @field_validator("occurred_at")
     @classmethod

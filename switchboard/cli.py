@@ -321,7 +321,7 @@ def tenant_revoke(key_prefix: str) -> None:
 
 @app.command("emit")
 def emit_command(
-    source: typer.FileText = typer.Argument(
+    source: typer.FileBinaryRead = typer.Argument(
         "-", help="JSON lines file, one AlertEvent per line; `-` reads standard input."
     ),
     topic: str = typer.Option(None, help="Topic (default: SWITCHBOARD_ALERTS_TOPIC)."),

@@ -47,10 +47,27 @@ def parse_line(line: str) -> AlertEventIn:
         raise ValueError(describe_validation_error(error)) from None
 
 
+def decode_line(raw: bytes | str) -> str:
+    """One input line as text; raises ValueError naming the first bad byte."""
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = raw[error.start : error.start + 1].hex()
+        raise ValueError(
+            f"not UTF-8: byte 0x{bad} at column {error.start + 1}"
+        ) from None
+
+
 def emit_lines(
-    lines: Iterable[str], producer: Producer, codec: Codec, topic: str
+    lines: Iterable[bytes | str], producer: Producer, codec: Codec, topic: str
 ) -> EmitReport:
-    """Validate and publish each non-blank line; bad lines are reported, not fatal."""
+    """Validate and publish each non-blank line; bad lines are reported, not fatal.
+
+    Lines may be bytes (a file or standard input read as binary), so one line
+    that is not UTF-8 is rejected by number instead of ending the whole run.
+    """
     report = EmitReport()
 
     def delivered(error: KafkaError | None, _message: object) -> None:
@@ -59,11 +76,11 @@ def emit_lines(
         else:
             report.failed.append(error.str())
 
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
         try:
-            event = parse_line(line)
+            event = parse_line(decode_line(raw))
         except ValueError as error:
             report.rejected.append((number, str(error)))
             continue

@@ -84,6 +84,7 @@ ON CONFLICT (job_id, attempt, state) DO NOTHING
 
 def job_row(event: dict[str, Any]) -> dict[str, Any]:
     """The parameters of both statements for one decoded JobEvent."""
+    event = without_nul(event)
     state = JobState(str(event["state"]))
     return {
         **event,
@@ -96,6 +97,21 @@ def job_row(event: dict[str, Any]) -> dict[str, Any]:
         "alert": _alert_json(event.get("alert")),
         "is_test": bool(event.get("is_test", False)),
     }
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL in its text replaced by U+FFFD.
+
+    PostgreSQL text and jsonb cannot hold NUL, and alerts from upstream systems
+    may carry one; a marked character is better than losing the event.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def _alert_json(alert: dict[str, Any] | None) -> Jsonb | None:

@@ -230,3 +230,43 @@ def test_a_dead_job_keeps_its_alert_so_it_can_be_retried(
     assert command["alert"] == dead["alert"]
     assert command["attempt"] == 2
     assert codec.decode("DeliveryCommand", codec.encode("DeliveryCommand", command))
+
+
+def test_nul_in_alert_and_error_text_is_stored_as_a_replacement_character(
+    settings, codec, make_topic, conn
+) -> None:
+    topic = make_topic("jobs", 1)
+    command = make_command(str(uuid.uuid4()), str(uuid.uuid4()))
+    command["alert"].update(
+        summary="s\u0000nul", details="d\u0000", labels={"k\u0000": "v\u0000"}
+    )
+    events = [
+        job_event(command, JobState.QUEUED, 1),
+        job_event(
+            command,
+            JobState.DEAD,
+            1,
+            status_code=400,
+            reason="http_4xx",
+            error="HTTP 400: bad\u0000body",
+            duration_ms=5,
+        ),
+    ]
+    _publish(settings, codec, topic, events)
+
+    _record(settings, topic, settings.database_url, len(events))
+
+    row = conn.execute(
+        "SELECT state, alert, last_error FROM notification_jobs WHERE job_id = %s",
+        (command["job_id"],),
+    ).fetchone()
+    log = conn.execute(
+        "SELECT error FROM notification_log WHERE job_id = %s", (command["job_id"],)
+    ).fetchall()
+    state, alert, last_error = row
+    assert state == "dead"
+    assert alert["summary"] == "s\ufffdnul"
+    assert alert["details"] == "d\ufffd"
+    assert alert["labels"] == {"k\ufffd": "v\ufffd"}
+    assert last_error == "HTTP 400: bad\ufffdbody"
+    assert log == [("HTTP 400: bad\ufffdbody",)]

@@ -138,10 +138,12 @@ class Bench:
         self.publisher = AlertPublisher(settings, default_codec())
 
     def start(self) -> None:
+        """Start the receivers and the pipeline's processes."""
         self.receivers.start()
         self.pipeline.start()
 
     def stop(self) -> None:
+        """Stop the pipeline's processes and the receivers."""
         self.pipeline.stop()
         self.receivers.stop()
 

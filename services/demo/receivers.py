@@ -318,7 +318,12 @@ class Receivers:
         }
 
     def arrivals(self) -> list[Arrival]:
-        """Every notification accepted so far, by every receiver."""
+        """Every notification accepted so far, by every receiver.
+
+        The webhook receiver answers as planned (:meth:`WebhookReceiver.plan`)
+        and does not keep the status it answered, so with a plan of failures
+        its failed requests count here too.
+        """
         found: list[Arrival] = []
         found += _vendor_arrivals("slack", self.slack.stamped)
         found += _vendor_arrivals("teams", self.teams.stamped)

@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 
 from services.api.deps import ApiState
 from services.api.errors import install_error_handlers
+from services.api.limits import BodyLimit
 from services.api.relay import OutboxRelay
 from services.api.routes import channels, health, jobs, rules
 from services.api.ui import install_ui
@@ -29,6 +30,10 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "switchboard_api_request_duration_seconds", "API request duration.", ["route"]
 )
+
+# Far above any valid configuration request (a channel's fields are bounded well
+# below this); enforced while the body is read, so a huge upload is cut short.
+MAX_BODY_BYTES = 1024 * 1024
 
 DESCRIPTION = """
 Customers manage their notification channels and routing rules here and follow
@@ -72,6 +77,8 @@ def create_app(settings: Settings, run_relay: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Inside the timing middleware, so routes read the body through the limit.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.middleware("http")(_measure)
     for module in (health, channels, rules, jobs):
         app.include_router(module.router)

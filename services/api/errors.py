@@ -134,7 +134,9 @@ async def _api_error_handler(request: Request, error: Exception) -> JSONResponse
 
 async def _http_handler(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    field = {400: _BODY, 404: "path", 405: "method"}.get(error.status_code, "request")
+    field = {400: _BODY, 404: "path", 405: "method", 413: _BODY}.get(
+        error.status_code, "request"
+    )
     problem = str(error.detail) if error.detail else "request refused"
     return JSONResponse(
         _body([(field, problem)]), error.status_code, headers=error.headers
@@ -160,5 +162,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body cannot be parsed at all."},
     401: {"model": ErrorBody, "description": "Missing, unknown or revoked API key."},
     404: {"model": ErrorBody, "description": "No such object for this tenant."},
+    413: {"model": ErrorBody, "description": "The request body is too large."},
     422: {"model": ErrorBody, "description": "The request is invalid; see `detail`."},
 }

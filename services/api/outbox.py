@@ -7,7 +7,8 @@ id) or a tombstone (NULL payload) for a deletion. The relay publishes them in
 id order, so consumers converge on exactly what the database holds.
 
 Callers lock the changed row before writing here, which keeps the outbox ids of
-one key in commit order.
+one key in commit order. A change whose message would be too large for Kafka is
+refused here, inside the transaction, so it is never stored.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import psycopg
 from prometheus_client import Gauge
 from psycopg.rows import tuple_row
 
+from services.api.errors import ApiError
 from switchboard.codec import Codec
 from switchboard.config_cache import (
     ChannelRecord,
@@ -32,6 +34,10 @@ from switchboard.config_cache import (
 
 # The relay LISTENs here so a committed change is published at once.
 NOTIFY_CHANNEL = "switchboard_config_outbox"
+# Kafka refuses records over its message.max.bytes (1 MB by default), and one
+# refused change would never reach the pipeline; a channel or rule within the
+# field limits of its model encodes to a few kilobytes.
+MAX_EVENT_BYTES = 256 * 1024
 
 BACKLOG_ROWS = Gauge(
     "switchboard_outbox_backlog_rows", "Outbox rows not yet published to Kafka."
@@ -86,6 +92,17 @@ def _next_id(conn: psycopg.Connection) -> int:
 def _insert(
     conn: psycopg.Connection, outbox_id: int, key: str, payload: bytes | None
 ) -> None:
+    if payload is not None and len(payload) > MAX_EVENT_BYTES:
+        raise ApiError(
+            422,
+            [
+                (
+                    "body",
+                    f"the change encodes to {len(payload)} bytes; at most "
+                    f"{MAX_EVENT_BYTES} fit the pipeline",
+                )
+            ],
+        )
     conn.execute(
         "INSERT INTO config_outbox (id, message_key, payload) VALUES (%s, %s, %s)",
         (outbox_id, key, payload),

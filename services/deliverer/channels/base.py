@@ -8,12 +8,28 @@ Each channel type is a subpackage ``services.deliverer.channels.<type>`` with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from services.deliverer.outcome import Outcome
 from switchboard.settings import Settings
+
+# Browsers and most servers refuse longer URLs, and the bound keeps a channel far
+# below Kafka's message size.
+MAX_URL_LENGTH = 2048
+
+
+def _within_url_length(url: AnyHttpUrl) -> AnyHttpUrl:
+    # Checked on the normalised form (a trailing slash added, an international
+    # host in punycode), which is what is stored and returned.
+    if len(str(url)) > MAX_URL_LENGTH:
+        raise ValueError(f"URL should have at most {MAX_URL_LENGTH} characters")
+    return url
+
+
+TargetUrl = Annotated[AnyHttpUrl, AfterValidator(_within_url_length)]
+"""An http or https target URL of bounded length."""
 
 
 class StrictModel(BaseModel):

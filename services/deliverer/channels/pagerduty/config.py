@@ -5,7 +5,11 @@ from __future__ import annotations
 from pydantic import AnyHttpUrl, Field, field_validator
 
 from services.deliverer import templates
-from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
+from services.deliverer.channels.base import (
+    ChannelConfigBase,
+    ChannelSecretsBase,
+    TargetUrl,
+)
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
@@ -13,7 +17,7 @@ PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 class Config(ChannelConfigBase):
     """Where events go and how they are labelled."""
 
-    events_url: AnyHttpUrl = Field(
+    events_url: TargetUrl = Field(
         AnyHttpUrl(PAGERDUTY_EVENTS_URL), description="Events API v2 enqueue URL."
     )
     component: str | None = Field(None, max_length=255)

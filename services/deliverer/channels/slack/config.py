@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import Field, field_validator
 
 from services.deliverer import templates
-from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
+from services.deliverer.channels.base import (
+    ChannelConfigBase,
+    ChannelSecretsBase,
+    TargetUrl,
+)
 
 
 class Config(ChannelConfigBase):
@@ -25,4 +29,4 @@ class Config(ChannelConfigBase):
 class Secrets(ChannelSecretsBase):
     """The incoming webhook URL, which embeds Slack's token."""
 
-    webhook_url: AnyHttpUrl = Field(description="https://hooks.slack.com/services/…")
+    webhook_url: TargetUrl = Field(description="https://hooks.slack.com/services/…")

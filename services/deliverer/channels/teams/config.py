@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import Field, field_validator
 
 from services.deliverer import templates
-from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
+from services.deliverer.channels.base import (
+    ChannelConfigBase,
+    ChannelSecretsBase,
+    TargetUrl,
+)
 
 
 class Config(ChannelConfigBase):
@@ -25,4 +29,4 @@ class Config(ChannelConfigBase):
 class Secrets(ChannelSecretsBase):
     """The Workflows webhook URL, which embeds a signature."""
 
-    webhook_url: AnyHttpUrl = Field(description="The Workflows trigger URL.")
+    webhook_url: TargetUrl = Field(description="The Workflows trigger URL.")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import Field, field_validator
 
-from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
+from services.deliverer.channels.base import (
+    ChannelConfigBase,
+    ChannelSecretsBase,
+    TargetUrl,
+)
 
 # Headers the sender sets itself; a customer must not override them.
 RESERVED_HEADERS = frozenset(
@@ -20,20 +24,36 @@ RESERVED_HEADERS = frozenset(
     }
 )
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# Receivers commonly cap a header at 4-8 KB; the bounds also keep a channel far
+# below Kafka's message size.
+MAX_HEADERS = 50
+MAX_HEADER_NAME_LENGTH = 256
+MAX_HEADER_VALUE_LENGTH = 4096
 
 
 class Config(ChannelConfigBase):
     """Where to POST and which extra headers to send."""
 
-    url: AnyHttpUrl = Field(description="Target URL; http or https.")
+    url: TargetUrl = Field(description="Target URL; http or https.")
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra request headers (not secret)."
+        default_factory=dict,
+        max_length=MAX_HEADERS,
+        description="Extra request headers (not secret).",
     )
 
     @field_validator("headers")
     @classmethod
     def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
         for name, value in headers.items():
+            if len(name) > MAX_HEADER_NAME_LENGTH:
+                raise ValueError(
+                    f"header names have at most {MAX_HEADER_NAME_LENGTH} characters"
+                )
+            if len(value) > MAX_HEADER_VALUE_LENGTH:
+                raise ValueError(
+                    f"header {name!r} value has more than "
+                    f"{MAX_HEADER_VALUE_LENGTH} characters"
+                )
             if not _HEADER_NAME.match(name):
                 raise ValueError(f"invalid header name {name!r}")
             if name.lower() in RESERVED_HEADERS:

@@ -22,9 +22,9 @@ $(BIN)/switchboard: pyproject.toml
 
 install: $(BIN)/switchboard
 
-# The main job.
+# The main job: the whole pipeline on a realistic alert stream, every delivery checked.
 run: install
-	$(BIN)/switchboard bootstrap
+	$(BIN)/switchboard demo
 
 # The whole test suite; brings up the stack it needs itself.
 test: install

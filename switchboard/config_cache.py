@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from switchboard.codec import Codec, CodecError, default_codec
+from switchboard.kafka import client_logging
 from switchboard.settings import Settings
 from switchboard.topics import CONFIG_TOPIC
 
@@ -192,6 +193,7 @@ class ConfigCache:
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
                 "isolation.level": "read_committed",
+                **client_logging(),
             }
         )
         try:

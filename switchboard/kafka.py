@@ -46,6 +46,11 @@ def _log_client_error(error: KafkaError) -> None:
 LIBRDKAFKA_LOG_LEVEL = 2
 
 
+def client_logging() -> dict[str, Any]:
+    """The error callback and log level every client of the project uses."""
+    return {"error_cb": _log_client_error, "log_level": LIBRDKAFKA_LOG_LEVEL}
+
+
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """Configuration of an idempotent producer acknowledged by all replicas."""
     config: dict[str, Any] = {
@@ -54,8 +59,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
-        "error_cb": _log_client_error,
-        "log_level": LIBRDKAFKA_LOG_LEVEL,
+        **client_logging(),
     }
     config.update(overrides)
     return config
@@ -66,14 +70,20 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
     return Producer(producer_config(settings, **overrides))
 
 
+# Batches commit within milliseconds; a short timeout lets the broker abort a
+# crashed process's open transaction quickly, so read-committed consumers
+# downstream are not held back by it for long.
+TRANSACTION_TIMEOUT_MS = 15_000
+
+
 def make_transactional_producer(
     settings: Settings, transactional_id: str, **overrides: Any
 ) -> Producer:
     """A transactional producer with ``init_transactions`` already done."""
-    # Batches commit within milliseconds; a short timeout lets the broker abort a
-    # crashed process's open transaction quickly, so read-committed consumers
-    # downstream are not held back by it for long.
-    options = {"transactional.id": transactional_id, "transaction.timeout.ms": 15_000}
+    options = {
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+    }
     options.update(overrides)
     producer = Producer(producer_config(settings, **options))
     producer.init_transactions(30.0)
@@ -95,8 +105,7 @@ def consumer_config(
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": 300_000,
-        "error_cb": _log_client_error,
-        "log_level": LIBRDKAFKA_LOG_LEVEL,
+        **client_logging(),
     }
     config.update(overrides)
     return config
@@ -112,8 +121,7 @@ def make_admin(settings: Settings) -> AdminClient:
     return AdminClient(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
-            "error_cb": _log_client_error,
-            "log_level": LIBRDKAFKA_LOG_LEVEL,
+            **client_logging(),
         }
     )
 

@@ -12,6 +12,12 @@ The loop decides and encodes batch N+1 while a second thread commits batch N,
 so the CPU work overlaps the broker round trips of the transaction; a batch is
 only produced once the one before it committed, and if that one aborted the
 prepared batch is dropped with it and both are read again.
+
+A commit that outlives the broker's transaction timeout can never succeed; the
+router then abandons it and its producer (librdkafka can block in
+send_offsets_to_transaction past any timeout after the broker came back under a
+new connection), starts a producer with the same transactional id, which fences
+the old one, and routes the batch again.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +54,12 @@ from switchboard.codec import Codec, CodecError, default_codec
 from switchboard.config_cache import ConfigCache, RuleRecord
 from switchboard.domain import JobState
 from switchboard.jobs import job_event, new_command, utc_now
-from switchboard.kafka import make_admin, make_consumer, make_transactional_producer
+from switchboard.kafka import (
+    TRANSACTION_TIMEOUT_MS,
+    make_admin,
+    make_consumer,
+    make_transactional_producer,
+)
 from switchboard.settings import Settings
 from switchboard.topics import (
     CONFIG_TOPIC,
@@ -70,6 +82,8 @@ TRANSACTION_TIMEOUT_S = 30.0
 CONFIG_READY_TIMEOUT_S = 120.0
 ABORT_BACKOFF_S = 0.1
 MAX_ABORT_BACKOFF_S = 5.0
+# Past the broker's transaction timeout a commit cannot succeed any more.
+COMMIT_MARGIN_S = 5.0
 
 
 class RouterError(Exception):
@@ -132,9 +146,14 @@ class Router:
         self._throttle = ThrottleState()
         self._next_expiry = 0.0
         self._aborts_in_a_row = 0
-        # One thread commits a batch while the loop prepares the next one.
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="router-commit")
+        timeout_ms = options.producer_overrides.get(
+            "transaction.timeout.ms", TRANSACTION_TIMEOUT_MS
+        )
+        self._commit_deadline_s = timeout_ms / 1000 + COMMIT_MARGIN_S
         self._in_flight: tuple[PreparedBatch, Future[None]] | None = None
+        # Producers given up on while a thread was stuck in them; kept so that
+        # garbage collection never blocks destroying one.
+        self._abandoned: list[Producer] = []
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._reader: ChangelogReader | None = None
@@ -167,11 +186,7 @@ class Router:
         self._refresh_index()
         self._reader = ChangelogReader(self._settings, self._topics.throttle)
         self._check_co_partitioning()
-        self._producer = make_transactional_producer(
-            self._settings,
-            self._options.transactional_id,
-            **self._options.producer_overrides,
-        )
+        self._producer = self._new_producer()
         self._consumer = make_consumer(self._settings, self._options.group_id)
         self._consumer.subscribe(
             [self._topics.alerts],
@@ -189,6 +204,13 @@ class Router:
                 "rules": self._index.rule_count,
                 "tenants": self._index.tenant_count,
             },
+        )
+
+    def _new_producer(self) -> Producer:
+        return make_transactional_producer(
+            self._settings,
+            self._options.transactional_id,
+            **self._options.producer_overrides,
         )
 
     def _check_co_partitioning(self) -> None:
@@ -210,7 +232,6 @@ class Router:
     def _shutdown(self) -> None:
         self.ready.clear()
         metrics.READY.set(0)
-        self._committer.shutdown(wait=True)
         if self._consumer is not None:
             self._consumer.close()
         if self._producer is not None:
@@ -239,7 +260,7 @@ class Router:
         # it finish before they go, so the next owner starts where it ended.
         # Its outcome is handled by the batch loop once the poll returns.
         if self._in_flight is not None:
-            wait([self._in_flight[1]])
+            wait([self._in_flight[1]], timeout=self._commit_deadline_s)
         for partition in partitions:
             self._throttle.drop(partition.partition)
         log.info(
@@ -291,16 +312,33 @@ class Router:
             return
         offsets = next_offsets(batch.messages)
         group = self._consumer.consumer_group_metadata()
-        future = self._committer.submit(self._finish, offsets, group)
-        self._in_flight = (batch, future)
+        self._in_flight = (batch, self._commit_in_background(offsets, group))
 
-    def _finish(self, offsets: list[TopicPartition], group: Any) -> None:
-        """Add the input offsets to the transaction and commit it (committer thread)."""
+    def _commit_in_background(
+        self, offsets: list[TopicPartition], group: Any
+    ) -> Future[None]:
+        """Add the input offsets to the transaction and commit it, on a thread.
+
+        A daemon thread per batch rather than a pool: a thread stuck inside
+        librdkafka must not keep the process from exiting.
+        """
         assert self._producer is not None
-        self._producer.send_offsets_to_transaction(
-            offsets, group, TRANSACTION_TIMEOUT_S
-        )
-        self._commit()
+        producer = self._producer
+        future: Future[None] = Future()
+
+        def finish() -> None:
+            try:
+                producer.send_offsets_to_transaction(
+                    offsets, group, TRANSACTION_TIMEOUT_S
+                )
+                _commit(producer)
+            except BaseException as error:  # handed to the batch loop
+                future.set_exception(error)
+            else:
+                future.set_result(None)
+
+        threading.Thread(target=finish, name="router-commit", daemon=True).start()
+        return future
 
     def _settle(self) -> bool:
         """Wait for the batch being committed; False if it aborted (input rewound)."""
@@ -309,7 +347,10 @@ class Router:
         batch, future = self._in_flight
         self._in_flight = None
         try:
-            future.result()
+            future.result(timeout=self._commit_deadline_s)
+        except FutureTimeout:
+            self._replace_stuck_producer()
+            return False
         except KafkaException as error:
             self._abort(error)
             return False
@@ -431,16 +472,6 @@ class Router:
                 # The local queue is full: let deliveries drain, then go on.
                 self._producer.poll(0.05)
 
-    def _commit(self) -> None:
-        assert self._producer is not None
-        while True:
-            try:
-                self._producer.commit_transaction(TRANSACTION_TIMEOUT_S)
-                return
-            except KafkaException as error:
-                if not error.args[0].retriable():
-                    raise
-
     def _abort(self, error: KafkaException) -> None:
         """Abort the open transaction, wait a little, and route the batch again.
 
@@ -470,6 +501,24 @@ class Router:
         self._throttle.rollback()
         metrics.TRANSACTIONS_ABORTED.inc()
         self._back_off()
+        self._rewind()
+
+    def _replace_stuck_producer(self) -> None:
+        """Give up a commit that can no longer succeed and route its batch again.
+
+        The new producer's ``init_transactions`` fences the stuck one and makes
+        the broker abort its open transaction, so nothing of the batch becomes
+        visible twice.
+        """
+        assert self._producer is not None
+        log.warning(
+            "router transaction stuck; replacing the producer",
+            extra={"duration_ms": int(self._commit_deadline_s * 1000)},
+        )
+        metrics.TRANSACTIONS_ABORTED.inc()
+        self._abandoned.append(self._producer)
+        self._producer = self._new_producer()
+        self._throttle.rollback()
         self._rewind()
 
     def _back_off(self) -> None:
@@ -557,6 +606,17 @@ class Router:
                 "duration_ms": int(seconds * 1000),
             },
         )
+
+
+def _commit(producer: Producer) -> None:
+    """Commit the open transaction, retrying what librdkafka calls retriable."""
+    while True:
+        try:
+            producer.commit_transaction(TRANSACTION_TIMEOUT_S)
+            return
+        except KafkaException as error:
+            if not error.args[0].retriable():
+                raise
 
 
 def _usable(message: Message) -> bool:

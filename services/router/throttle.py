@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from switchboard.kafka import client_logging
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,7 @@ class ChangelogReader:
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
                 "isolation.level": "read_committed",
+                **client_logging(),
             }
         )
 

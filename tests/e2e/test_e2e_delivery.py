@@ -30,7 +30,11 @@ def test_every_channel_type_delivers_every_event_kind(
 ) -> None:
     tenant_id, api = tenant
     configured = configure(
-        api, receivers, e2e_settings.database_url, everything_to_each
+        api,
+        receivers,
+        e2e_settings.database_url,
+        everything_to_each,
+        publisher=publisher,
     )
     alerts = [
         alert(tenant_id, f"a{n}", kind)

@@ -40,15 +40,17 @@ class RetryLadder:
         """The retry after failed ``attempt``, or None when it was the last one.
 
         Attempt N goes to tier N (the last tier repeats). A target's Retry-After
-        moves it to the first tier at least that long, and the attempt is never
-        due before the target asked, even beyond the longest tier.
+        moves it to the first tier at least that long, and the attempt is not due
+        before the target asked, up to the longest tier's delay: a retry topic's
+        partition is shared by many channels and waits for its head message, so
+        one target asking for a week must not hold back everyone behind it.
         """
         if attempt >= self.max_attempts:
             return None
         index = min(attempt - 1, len(self.tiers) - 1)
         wait_ms = 0
         if retry_after_s is not None and retry_after_s > 0:
-            wait_ms = int(retry_after_s * 1000)
+            wait_ms = min(int(retry_after_s * 1000), self.tiers[-1].delay_ms)
             index = max(index, self._first_tier_at_least(wait_ms))
         tier = self.tiers[index]
         delay = timedelta(milliseconds=max(tier.delay_ms, wait_ms))

@@ -29,7 +29,6 @@ NOW = datetime(2026, 12, 3, 12, 0, 0, 123456, tzinfo=UTC)
         (1, 30, "1m", 60),
         (1, 5, "10s", 10),
         (2, 3600, "1h", 3600),
-        (1, 7200, "1h", 7200),
     ],
 )
 def test_ladder_picks_the_tier_and_never_an_earlier_time(
@@ -41,6 +40,17 @@ def test_ladder_picks_the_tier_and_never_an_earlier_time(
     assert plan.attempt == attempt + 1
     assert plan.not_before >= NOW + timedelta(seconds=wait_s)
     assert plan.not_before.microsecond % 1000 == 0
+
+
+@pytest.mark.parametrize("retry_after_s", [7200, 7 * 24 * 3600, 10**9])
+def test_a_retry_after_beyond_the_longest_tier_waits_that_tier_only(
+    retry_after_s: float,
+) -> None:
+    plan = RetryLadder(TIERS, max_attempts=6).plan(1, retry_after_s, NOW)
+
+    assert plan.tier.label == "1h"
+    assert NOW + timedelta(hours=1) <= plan.not_before
+    assert plan.not_before < NOW + timedelta(hours=1, seconds=1)
 
 
 def test_ladder_stops_after_the_last_attempt() -> None:

@@ -98,7 +98,15 @@ class Reference:
         key = (rule["id"], alert["kind"], alert["alert_id"])
         now_ms = _epoch_ms(alert["occurred_at"])
         last_ms = self._last_sent_ms.get(key)
-        if last_ms is not None and now_ms - last_ms < minutes * 60_000:
+        # A follow-up always passes once the alert was opened again after it.
+        opened_ms = self._last_sent_ms.get((rule["id"], "OPEN", alert["alert_id"]))
+        reopened = (
+            alert["kind"] != "OPEN"
+            and last_ms is not None
+            and opened_ms is not None
+            and opened_ms >= last_ms
+        )
+        if last_ms is not None and now_ms - last_ms < minutes * 60_000 and not reopened:
             return True
         self._last_sent_ms[key] = now_ms
         return False

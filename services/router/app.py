@@ -45,6 +45,7 @@ from services.router.batch import BatchTally, Output, PreparedBatch, next_offset
 from services.router.encoding import SplicedRecord, alert_body
 from services.router.matcher import Match, RuleIndex
 from services.router.throttle import (
+    FOLLOW_UP_KINDS,
     ChangelogReader,
     ThrottleState,
     encode_sent_at,
@@ -429,12 +430,14 @@ class Router:
         """Whether a match is sent (True) or suppressed by its throttle window."""
         if match.throttle_minutes <= 0:
             return True
-        key = throttle_key(
-            match.rule_id, alert["kind"], alert["tenant_id"], alert["alert_id"]
-        )
+        tenant_id, alert_id = alert["tenant_id"], alert["alert_id"]
+        key = throttle_key(match.rule_id, alert["kind"], tenant_id, alert_id)
+        opened_key = None
+        if alert["kind"] in FOLLOW_UP_KINDS:
+            opened_key = throttle_key(match.rule_id, "OPEN", tenant_id, alert_id)
         event_ms = epoch_ms(alert["occurred_at"])
         return self._throttle.should_send(
-            partition, key, match.throttle_minutes, event_ms
+            partition, key, match.throttle_minutes, event_ms, opened_key
         )
 
     def _dead_letter(

@@ -4,8 +4,10 @@ A rule with ``throttle_minutes`` suppresses a repeat of the same kind of event
 for the same alert inside the window that starts when the router last sent
 one. Windows are measured in event time (``occurred_at``), so reprocessing a
 batch after an aborted transaction makes exactly the same decisions. Keying by
-event kind means a CLOSED is only ever suppressed by an earlier CLOSED: an
-alert whose OPEN was delivered always gets its CLOSED through.
+event kind means a CLOSED is only ever suppressed by an earlier CLOSED, and a
+follow-up (ACKNOWLEDGED or CLOSED) is never suppressed when an OPEN of the alert
+was sent after the last sent follow-up of its kind: an alert that opened again
+at the receiver always gets its acknowledgement and resolution through.
 
 The state of alerts partition N lives in partition N of ``notify.router.throttle``
 (key ``<rule_id>/<kind>/<tenant_id>/<alert_id>``, value the last-sent time in
@@ -31,6 +33,8 @@ from switchboard.settings import Settings
 log = logging.getLogger(__name__)
 
 MS_PER_MINUTE = 60_000
+# Kinds that act on an incident an OPEN started at the receiver.
+FOLLOW_UP_KINDS = frozenset({"ACKNOWLEDGED", "CLOSED"})
 RESTORE_BATCH = 1000
 RESTORE_POLL_S = 0.05
 
@@ -102,6 +106,15 @@ class PartitionWindows:
                 self.committed[key] = sent_at
 
 
+def _opened_since(
+    windows: PartitionWindows, opened_key: str | None, sent_at: int
+) -> bool:
+    if opened_key is None:
+        return False
+    opened_at = windows.sent_at(opened_key)
+    return opened_at is not None and opened_at >= sent_at
+
+
 class ThrottleState:
     """Windows of every assigned partition, changed batch by batch like a transaction.
 
@@ -144,9 +157,19 @@ class ThrottleState:
         self._open.append(self._batch)
 
     def should_send(
-        self, partition: int, key: str, throttle_minutes: int, event_ms: int
+        self,
+        partition: int,
+        key: str,
+        throttle_minutes: int,
+        event_ms: int,
+        opened_key: str | None = None,
     ) -> bool:
-        """Decide one match; a send starts a new window in the open batch."""
+        """Decide one match; a send starts a new window in the open batch.
+
+        ``opened_key`` is the OPEN window of the same rule and alert, given for
+        a follow-up: an OPEN sent since the follow-up's window started lets it
+        through.
+        """
         windows = self._partitions[partition]
         windows.newest_event_ms = max(windows.newest_event_ms, event_ms)
         if throttle_minutes <= 0:
@@ -155,6 +178,7 @@ class ThrottleState:
         if (
             sent_at is not None
             and event_ms - sent_at < throttle_minutes * MS_PER_MINUTE
+            and not _opened_since(windows, opened_key, sent_at)
         ):
             return False
         windows.layer(self._batch)[key] = event_ms

@@ -85,8 +85,20 @@ def expected_jobs(world, rules, channels, alerts) -> dict[str, str]:
             rule = rules_by_id[rule_id]
             job_id = job_id_for(alert["event_id"], rule_id, rule.channel_id)
             key = (rule_id, alert["kind"], alert["alert_id"])
+            opened = last_sent.get((rule_id, "OPEN", alert["alert_id"]))
+            reopened = (
+                alert["kind"] != "OPEN"
+                and key in last_sent
+                and opened is not None
+                and opened >= last_sent[key]
+            )
             window_ms = rule.throttle_minutes * MS_PER_MINUTE
-            if window_ms and key in last_sent and event_ms - last_sent[key] < window_ms:
+            if (
+                window_ms
+                and key in last_sent
+                and event_ms - last_sent[key] < window_ms
+                and not reopened
+            ):
                 jobs[job_id] = "suppressed"
                 continue
             last_sent[key] = event_ms

@@ -217,7 +217,8 @@ def test_config_changes_apply_to_later_events(world, reader) -> None:
 
 def test_throttle_suppresses_repeats_of_the_same_kind(world, reader) -> None:
     """Repeats of one kind inside the window are suppressed and recorded; another kind
-    (CLOSED after a delivered OPEN) goes through; after the window it sends again."""
+    (CLOSED after a delivered OPEN) goes through; after the window it sends again;
+    a CLOSED after the alert opened again goes through inside its own window."""
     rule = world.rule(world.channel(), throttle_minutes=10)
     start = world.alert("a-1")["occurred_at"]
 
@@ -233,6 +234,8 @@ def test_throttle_suppresses_repeats_of_the_same_kind(world, reader) -> None:
         at(4, "CLOSED"),
         at(4, alert_id="a-2"),
         at(10.5),
+        at(11, "CLOSED"),
+        at(11.5, "CLOSED"),
     ]
     world.send(*alerts)
 
@@ -245,9 +248,12 @@ def test_throttle_suppresses_repeats_of_the_same_kind(world, reader) -> None:
         for a in alerts
     ]
     queued, suppressed = ("queued", None), ("suppressed", "throttled")
-    assert states == [queued, suppressed, queued, queued, suppressed, queued, queued]
+    assert states == [
+        *(queued, suppressed, queued, queued, suppressed, queued, queued),
+        *(queued, suppressed),
+    ]
     assert all(e["rule_id"] == rule.id for e in events)
-    sent = {c["alert"]["event_id"] for c in commands(world, reader, "webhook", 5)}
+    sent = {c["alert"]["event_id"] for c in commands(world, reader, "webhook", 6)}
     assert sent == {
         a["event_id"] for a, s in zip(alerts, states, strict=True) if s == queued
     }

@@ -100,3 +100,32 @@ def test_keys_and_values_round_trip() -> None:
     assert rule_of_key(KEY) == "rule-1"
     assert decode_sent_at(encode_sent_at(1_700_000_000_123)) == 1_700_000_000_123
     assert decode_sent_at(b"not a number") is None
+
+
+def test_a_follow_up_passes_once_the_alert_opened_again() -> None:
+    """OPEN, CLOSED, OPEN again, CLOSED inside the CLOSED window: the second CLOSED
+    resolves what the second OPEN opened, so it is sent; a third is suppressed."""
+    state = state_with_partition()
+    opened = throttle_key("rule-1", "OPEN", "tenant-a", "a")
+    closed = throttle_key("rule-1", "CLOSED", "tenant-a", "a")
+    state.begin_batch()
+
+    assert state.should_send(0, opened, 15, 0)
+    assert state.should_send(0, closed, 15, 14 * MINUTE_MS, opened)
+    assert state.should_send(0, opened, 15, 16 * MINUTE_MS)
+    assert state.should_send(0, closed, 15, 17 * MINUTE_MS, opened)
+    assert not state.should_send(0, closed, 15, 18 * MINUTE_MS, opened)
+
+
+def test_a_follow_up_of_a_suppressed_reopen_stays_suppressed() -> None:
+    """An OPEN suppressed inside its window never reached the receiver, so the
+    CLOSED after it has nothing to resolve there."""
+    state = state_with_partition()
+    opened = throttle_key("rule-1", "OPEN", "tenant-a", "a")
+    closed = throttle_key("rule-1", "CLOSED", "tenant-a", "a")
+    state.begin_batch()
+
+    assert state.should_send(0, opened, 15, 0)
+    assert state.should_send(0, closed, 15, MINUTE_MS, opened)
+    assert not state.should_send(0, opened, 15, 5 * MINUTE_MS)
+    assert not state.should_send(0, closed, 15, 6 * MINUTE_MS, opened)

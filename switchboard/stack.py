@@ -101,12 +101,38 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def _read_pid(pid_file: Path) -> int | None:
+def _start_time(pid: int) -> str | None:
+    """When ``pid`` started, in clock ticks since boot (field 22 of its stat)."""
     try:
-        pid = int(pid_file.read_text().split()[0])
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _write_pid(pid_file: Path, pid: int) -> None:
+    """Record ``pid`` with its start time, so a reused pid is never taken for it."""
+    pid_file.write_text(f"{pid} {_start_time(pid) or ''}".strip())
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    """The recorded pid if that very process still runs, else None.
+
+    A pid file can outlive its process (a crash, a reboot) and the pid can be
+    given to an unrelated process; the recorded start time tells them apart, so
+    ``down`` never signals a process the stack did not start.
+    """
+    try:
+        recorded = pid_file.read_text().split()
+        pid = int(recorded[0])
     except (FileNotFoundError, ValueError, IndexError):
         return None
-    return pid if _pid_alive(pid) else None
+    if not _pid_alive(pid):
+        return None
+    if len(recorded) > 1 and recorded[1] != _start_time(pid):
+        return None
+    return pid
 
 
 def _wait_until(
@@ -335,7 +361,7 @@ class KafkaComponent:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.pid_file.write_text(str(process.pid))
+        _write_pid(self.pid_file, process.pid)
 
         def ready() -> bool:
             if process.poll() is not None:
@@ -445,16 +471,31 @@ class PostgresComponent:
 
     def _create_database(self) -> None:
         admin_url = self.settings.database_url.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
-            ).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{self.database}"')
+        try:
+            with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+                ).fetchone()
+                if not exists:
+                    conn.execute(f'CREATE DATABASE "{self.database}"')
+        except psycopg.Error as error:
+            # The cluster keeps the user and password it was created with, so a
+            # changed SWITCHBOARD_DATABASE_URL is refused here.
+            reason = str(error).strip().splitlines()[0]
+            raise StackError(
+                f"postgres: could not create database {self.database} on "
+                f"{self.address} as {self.user}: {reason}; the cluster in "
+                f"{self.data_dir} accepts only the user and password it was created "
+                f"with: use those in SWITCHBOARD_DATABASE_URL, or remove {self.home} "
+                "to create it afresh"
+            ) from None
 
     def up(self) -> str:
         """Initialise the cluster if needed and start the server."""
-        if _read_pid(self.pid_file) is not None and self.answers():
+        if _read_pid(self.pid_file) is not None and port_answers(self.host, self.port):
+            # Running: a refused login or a missing database is reported or
+            # fixed here, never answered by restarting a healthy server.
+            self._create_database()
             return "already running"
         self._stop_server()
         if port_answers(self.host, self.port):
@@ -464,6 +505,12 @@ class PostgresComponent:
                 "out of SWITCHBOARD_STACK_COMPONENTS to use that server"
             )
         self._initdb()
+        pid = self._start_server()
+        self._create_database()
+        return f"started (pid {pid})"
+
+    def _start_server(self) -> int:
+        """Start the server with pg_ctl, waiting until it accepts connections."""
         _chown_to_service_user(self.home)
         socket_dir = self.home / "socket"
         socket_dir.mkdir(exist_ok=True)
@@ -490,12 +537,12 @@ class PostgresComponent:
         )
         if result.returncode != 0:
             raise StackError(
-                f"postgres: the server did not start.\n{log_tail(self.log_file)}"
+                "postgres: the server did not start; the reason is at the end of "
+                f"{self.log_file}:\n{log_tail(self.log_file)}"
             )
-        pid_line = (self.data_dir / "postmaster.pid").read_text().splitlines()[0]
-        self.pid_file.write_text(pid_line)
-        self._create_database()
-        return f"started (pid {pid_line})"
+        pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        _write_pid(self.pid_file, pid)
+        return pid
 
     def _stop_server(self) -> bool:
         if not (self.data_dir / "postmaster.pid").exists():
@@ -556,23 +603,8 @@ class MosquittoComponent:
             self.host, self.auth_port
         )
 
-    def up(self) -> str:
-        """Write the configuration and password file, then start the broker."""
-        if _read_pid(self.pid_file) is not None and self.answers():
-            return "already running"
-        _stop_pid(self.pid_file, self.name)
-        binary = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-        )
-        passwd_tool = shutil.which("mosquitto_passwd")
-        if binary is None or passwd_tool is None:
-            raise StackError(f"mosquitto: not installed; {SYSTEM_PACKAGES_HINT}")
-        for port in (self.port, self.auth_port):
-            if port_answers(self.host, port):
-                raise StackError(
-                    f"mosquitto: port {port} is in use by another process; stop it or "
-                    "set SWITCHBOARD_MQTT_PORT to another port"
-                )
+    def _write_config(self, passwd_tool: str) -> Path:
+        """Write the password file and the configuration; the configuration's path."""
         self.home.mkdir(parents=True, exist_ok=True)
         password_file = self.home / "passwords"
         password_file.unlink(missing_ok=True)
@@ -606,14 +638,35 @@ class MosquittoComponent:
         self.log_file.touch()
         _chown_to_service_user(self.home)
         _make_traversable(self.home)
-        process = subprocess.Popen(
-            [binary, "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file.open("ab"),
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+        return config
+
+    def up(self) -> str:
+        """Write the configuration and password file, then start the broker."""
+        if _read_pid(self.pid_file) is not None and self.answers():
+            return "already running"
+        _stop_pid(self.pid_file, self.name)
+        binary = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
-        self.pid_file.write_text(str(process.pid))
+        passwd_tool = shutil.which("mosquitto_passwd")
+        if binary is None or passwd_tool is None:
+            raise StackError(f"mosquitto: not installed; {SYSTEM_PACKAGES_HINT}")
+        for port in (self.port, self.auth_port):
+            if port_answers(self.host, port):
+                raise StackError(
+                    f"mosquitto: port {port} is in use by another process; stop it or "
+                    "set SWITCHBOARD_MQTT_PORT to another port"
+                )
+        config = self._write_config(passwd_tool)
+        with self.log_file.open("ab") as log_output:
+            process = subprocess.Popen(
+                [binary, "-c", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log_output,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        _write_pid(self.pid_file, process.pid)
 
         def ready() -> bool:
             if process.poll() is not None:

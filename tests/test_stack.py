@@ -134,7 +134,7 @@ def test_down_after_a_crash_cleans_up_and_up_works_again(tmp_path: Path) -> None
     settings = Settings(state_dir=tmp_path, mqtt_port=free_port())
     mosquitto = stack.MosquittoComponent(settings)
     mosquitto.up()
-    pid = int(mosquitto.pid_file.read_text())
+    pid = int(mosquitto.pid_file.read_text().split()[0])
 
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)  # this test process started the broker, so it reaps it
@@ -160,3 +160,64 @@ def test_status_exits_non_zero_when_a_component_does_not_answer(tmp_path: Path) 
 
     assert result.returncode == 1
     assert "mosquitto" in result.stdout
+
+
+def test_a_pid_file_naming_a_reused_pid_never_stops_that_process(
+    tmp_path: Path,
+) -> None:
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    settings = Settings(state_dir=tmp_path, mqtt_port=free_port())
+    mosquitto = stack.MosquittoComponent(settings)
+    mosquitto.home.mkdir(parents=True)
+    # What a pid file left by a crash looks like once its pid went to another
+    # process: the pid matches, the recorded start time does not.
+    mosquitto.pid_file.write_text(f"{stranger.pid} 1")
+    try:
+        outcome = mosquitto.down()
+        alive = stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+    assert outcome == "not running"
+    assert alive
+    assert not mosquitto.pid_file.exists()
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[stack.PostgresComponent]:
+    """A PostgreSQL cluster of this test's own, on a free port; stopped afterwards."""
+    url = f"postgresql://switchboard:right@127.0.0.1:{free_port()}/switchboard"
+    postgres = stack.PostgresComponent(Settings(state_dir=tmp_path, database_url=url))
+    postgres.up()
+    yield postgres
+    postgres.down()
+
+
+def test_a_changed_password_is_one_clear_error_and_the_server_keeps_running(
+    private_postgres: stack.PostgresComponent, tmp_path: Path
+) -> None:
+    running_pid = private_postgres.status().pid
+    url = private_postgres.settings.database_url.replace(":right@", ":wrong@")
+    changed = stack.PostgresComponent(Settings(state_dir=tmp_path, database_url=url))
+
+    with pytest.raises(stack.StackError, match="could not create database") as error:
+        changed.up()
+
+    assert "password authentication failed" in str(error.value).splitlines()[0]
+    assert private_postgres.status().pid == running_pid
+    assert private_postgres.answers()
+
+
+def test_a_server_that_will_not_start_is_one_clear_error(
+    private_postgres: stack.PostgresComponent,
+) -> None:
+    private_postgres.down()
+    config = private_postgres.data_dir / "postgresql.conf"
+    config.write_text(config.read_text() + "\nshared_buffers = banana\n")
+
+    with pytest.raises(stack.StackError, match="did not start") as error:
+        private_postgres.up()
+
+    assert str(private_postgres.log_file) in str(error.value).splitlines()[0]
+    assert "banana" in str(error.value)

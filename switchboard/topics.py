@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, TopicMetadata
 
 from switchboard.settings import Settings
 
@@ -17,6 +19,9 @@ THROTTLE_TOPIC = "notify.router.throttle"
 
 ROUTER_GROUP = "switchboard.router"
 RECORDER_GROUP = "switchboard.recorder"
+
+# How long a topic someone else just created may take to show in metadata.
+METADATA_WAIT_S = 5.0
 
 
 def delivery_topic(channel_type: str) -> str:
@@ -46,15 +51,16 @@ def deliverer_retry_group(channel_type: str) -> str:
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic's name, partition count and the configs that must hold for it."""
+    """A topic's name, partition count, replication and the configs it must have."""
 
     name: str
     partitions: int
     configs: dict[str, str] = field(default_factory=dict)
+    replication: int = 1
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic of the design, with partitions and configs from settings."""
+    """Every topic of the design, with partitions, replication and configs."""
     partitions = settings.topic_partitions
     retained = {"cleanup.policy": "delete", "retention.ms": str(settings.retention_ms)}
     compacted_forever = {"cleanup.policy": "compact", "retention.ms": "-1"}
@@ -74,7 +80,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                 TopicSpec(retry_topic(channel_type, label), partitions, retained)
             )
         specs.append(TopicSpec(dlq_topic(channel_type), partitions, retained))
-    return specs
+    replication = settings.topic_replication
+    return [replace(spec, replication=replication) for spec in specs]
 
 
 @dataclass(frozen=True)
@@ -89,45 +96,98 @@ class TopicReport:
 def ensure_topics(
     admin: AdminClient, specs: list[TopicSpec], timeout_s: float = 30.0
 ) -> list[TopicReport]:
-    """Create missing topics; report existing ones whose settings differ."""
+    """Create missing topics; report existing ones whose settings differ.
+
+    A topic another process created since we listed the cluster is checked like
+    any existing one, so a concurrent creation with other settings is reported.
+    """
     existing = admin.list_topics(timeout=timeout_s).topics
     missing = [spec for spec in specs if spec.name not in existing]
-    reports: list[TopicReport] = []
-    if missing:
-        futures = admin.create_topics(
-            [
-                NewTopic(spec.name, num_partitions=spec.partitions, config=spec.configs)
-                for spec in missing
-            ],
-            operation_timeout=timeout_s,
-        )
-        for name, future in futures.items():
-            try:
-                future.result()
-                reports.append(TopicReport(name, "created", []))
-            except Exception as error:
-                if "TOPIC_ALREADY_EXISTS" in str(error):
-                    reports.append(TopicReport(name, "exists", []))
-                else:
-                    reports.append(TopicReport(name, "failed", [str(error)]))
-
+    reports, raced = _create(admin, missing, timeout_s)
+    if raced:
+        existing = _wait_for_metadata(admin, raced, timeout_s)
     present = [spec for spec in specs if spec.name in existing]
-    if present:
-        resources = [ConfigResource("topic", spec.name) for spec in present]
-        described = admin.describe_configs(resources)
-        for spec, resource in zip(present, resources, strict=True):
-            problems = []
-            partitions = len(existing[spec.name].partitions)
-            if partitions != spec.partitions:
-                problems.append(
-                    f"has {partitions} partitions, expected {spec.partitions}"
-                )
+    reports += [
+        TopicReport(name, "exists", []) for name in raced if name not in existing
+    ]
+    return reports + _check(admin, present, existing)
+
+
+def _create(
+    admin: AdminClient, missing: list[TopicSpec], timeout_s: float
+) -> tuple[list[TopicReport], list[str]]:
+    """Create ``missing``; reports, and the names someone else created first."""
+    if not missing:
+        return [], []
+    new_topics = [
+        NewTopic(
+            spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=spec.replication,
+            config=spec.configs,
+        )
+        for spec in missing
+    ]
+    futures = admin.create_topics(new_topics, operation_timeout=timeout_s)
+    reports, raced = [], []
+    for name, future in futures.items():
+        try:
+            future.result()
+            reports.append(TopicReport(name, "created", []))
+        except KafkaException as error:
+            if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                raced.append(name)
+            else:
+                reports.append(TopicReport(name, "failed", [error.args[0].str()]))
+    return reports, raced
+
+
+def _wait_for_metadata(
+    admin: AdminClient, names: list[str], timeout_s: float
+) -> dict[str, TopicMetadata]:
+    """The cluster's topics once ``names`` show in its metadata (or after a while)."""
+    deadline = time.monotonic() + min(timeout_s, METADATA_WAIT_S)
+    while True:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        if all(name in topics for name in names) or time.monotonic() > deadline:
+            return topics
+        time.sleep(0.2)
+
+
+def _check(
+    admin: AdminClient, present: list[TopicSpec], existing: dict[str, TopicMetadata]
+) -> list[TopicReport]:
+    """Compare existing topics with their specs: partitions, replication, configs."""
+    if not present:
+        return []
+    resources = [ConfigResource("topic", spec.name) for spec in present]
+    described = admin.describe_configs(resources)
+    reports = []
+    for spec, resource in zip(present, resources, strict=True):
+        problems = _layout_problems(existing[spec.name], spec)
+        try:
             configs = described[resource].result()
-            for key, expected in spec.configs.items():
-                actual = configs[key].value if key in configs else None
-                if actual != expected:
-                    problems.append(f"{key}={actual}, expected {expected}")
-            reports.append(
-                TopicReport(spec.name, "mismatch" if problems else "ok", problems)
-            )
+        except KafkaException as error:
+            reports.append(TopicReport(spec.name, "failed", [error.args[0].str()]))
+            continue
+        for key, expected in spec.configs.items():
+            actual = configs[key].value if key in configs else None
+            if actual != expected:
+                problems.append(f"{key}={actual}, expected {expected}")
+        reports.append(
+            TopicReport(spec.name, "mismatch" if problems else "ok", problems)
+        )
     return reports
+
+
+def _layout_problems(metadata: TopicMetadata, spec: TopicSpec) -> list[str]:
+    """How an existing topic's partition count and replication differ from spec."""
+    problems = []
+    partitions = len(metadata.partitions)
+    if partitions != spec.partitions:
+        problems.append(f"has {partitions} partitions, expected {spec.partitions}")
+    replicas = {len(p.replicas) for p in metadata.partitions.values()}
+    if replicas and replicas != {spec.replication}:
+        shown = ",".join(str(r) for r in sorted(replicas))
+        problems.append(f"has replication {shown}, expected {spec.replication}")
+    return problems

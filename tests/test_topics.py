@@ -42,6 +42,16 @@ def test_compacted_topics_are_compacted() -> None:
     assert specs["notify.router.throttle"].partitions == specs["alerts"].partitions
 
 
+def test_retention_and_replication_come_from_settings() -> None:
+    settings = Settings(retention_ms=3_600_000, topic_replication=3)
+
+    specs = {spec.name: spec for spec in topic_specs(settings)}
+
+    assert specs["notify.jobs"].configs["retention.ms"] == "3600000"
+    assert specs["notify.delivery.slack.dlq"].configs["retention.ms"] == "3600000"
+    assert {spec.replication for spec in specs.values()} == {3}
+
+
 def test_creating_twice_creates_once(
     admin: AdminClient, settings: Settings, unique: str
 ) -> None:
@@ -60,11 +70,12 @@ def test_existing_topic_with_wrong_settings_is_reported(
 ) -> None:
     name = f"test.topics.wrong.{unique}"
     admin.create_topics([NewTopic(name, num_partitions=1)])[name].result(30)
-    spec = TopicSpec(name, 3, {"cleanup.policy": "compact"})
+    spec = TopicSpec(name, 3, {"cleanup.policy": "compact"}, replication=2)
 
     [report] = ensure_topics(admin, [spec])
 
     assert report.action == "mismatch"
     assert "has 1 partitions, expected 3" in report.problems
+    assert "has replication 1, expected 2" in report.problems
     assert "cleanup.policy=delete, expected compact" in report.problems
     admin.delete_topics([name])

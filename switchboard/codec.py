@@ -155,7 +155,13 @@ class Codec:
         try:
             prepared = self._prepared[schema.fingerprint]
             fastavro.schemaless_writer(buffer, prepared, value)
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            OverflowError,
+        ) as error:
             raise InvalidRecordError(f"{record}: {error}") from error
         return buffer.getvalue()
 

@@ -176,6 +176,11 @@ def test_encoding_a_record_missing_a_required_field_is_invalid(codec: Codec) -> 
         codec.encode("AlertEvent", alert)
 
 
+def test_a_time_out_of_range_is_invalid_not_a_crash(codec: Codec) -> None:
+    with pytest.raises(InvalidRecordError, match="AlertEvent"):
+        codec.encode("AlertEvent", make_alert(occurred_at=10**30))
+
+
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_raise_only_codec_errors(data: bytes) -> None:
     codec = Codec()

@@ -210,11 +210,13 @@ class LagExporter:
         while not self._stop.is_set():
             try:
                 self.refresh()
-            except KafkaException as error:
+            except (KafkaException, TimeoutError) as error:
                 # The next refresh retries; a stale figure is better than none.
+                # An unanswered admin request raises TimeoutError, which would
+                # otherwise end this thread and freeze the gauge for good.
                 log.warning(
                     "consumer lag not refreshed",
-                    extra={"group": self.group, "error": str(error)},
+                    extra={"group": self.group, "error": str(error) or "timed out"},
                 )
             self._stop.wait(self._interval_s)
 

@@ -8,8 +8,11 @@ refuses it too, but naming the members tells the operator what to stop.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -25,6 +28,25 @@ from switchboard.lag import (
 )
 
 SWITCHBOARD_PREFIX = "switchboard."
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _kafka_answers(action: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn an admin request Kafka left unanswered into one clear OpsError."""
+
+    @functools.wraps(action)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return action(*args, **kwargs)
+        except TimeoutError:
+            raise OpsError(
+                f"Kafka did not answer within {ADMIN_TIMEOUT_S:.0f} s; check that "
+                "it runs at the address in SWITCHBOARD_KAFKA_BOOTSTRAP"
+            ) from None
+
+    return call
 
 
 @dataclass(frozen=True)
@@ -89,11 +111,21 @@ def describe_members(admin: AdminClient, group: str) -> tuple[str, list[Member]]
     return _state_name(description.state), members
 
 
-def describe_group(admin: AdminClient, group: str) -> GroupDetail:
-    """A group's state, members and per-partition lag with the owning member."""
+def _detail(admin: AdminClient, group: str) -> GroupDetail:
     state, members = describe_members(admin, group)
     owners = {p: m.member_id for m in members for p in m.partitions}
     return GroupDetail(group, state, members, group_lag(admin, group, owners))
+
+
+@_kafka_answers
+def describe_group(admin: AdminClient, group: str) -> GroupDetail:
+    """A group's state, members and per-partition lag with the owning member."""
+    detail = _detail(admin, group)
+    # Kafka describes a group it does not know as "dead" and empty; saying so
+    # beats an empty table when the name has a typo.
+    if detail.state == "dead" and not detail.members and not detail.partitions:
+        raise OpsError(f"no consumer group {group}; `switchboard groups` lists them")
+    return detail
 
 
 def summarize(detail: GroupDetail) -> GroupSummary:
@@ -107,11 +139,12 @@ def summarize(detail: GroupDetail) -> GroupSummary:
     )
 
 
+@_kafka_answers
 def list_groups(
     admin: AdminClient, prefix: str = SWITCHBOARD_PREFIX
 ) -> list[GroupSummary]:
     """A summary of every group whose id starts with ``prefix``."""
-    return [summarize(describe_group(admin, g)) for g in list_group_ids(admin, prefix)]
+    return [summarize(_detail(admin, g)) for g in list_group_ids(admin, prefix)]
 
 
 def parse_time(text: str) -> datetime:
@@ -211,6 +244,7 @@ def _partitions_of(
     return [(topic, n) for n in numbers]
 
 
+@_kafka_answers
 def plan_reset(
     admin: AdminClient,
     group: str,
@@ -257,6 +291,7 @@ def _new_offset(
     return clamped, "" if clamped == target.offset else f"clamped to {start}..{end}"
 
 
+@_kafka_answers
 def apply_reset(admin: AdminClient, plan: ResetPlan) -> None:
     """Commit the plan's new offsets for the group (checking it is still idle)."""
     require_idle(admin, plan.group)

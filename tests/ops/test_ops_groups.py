@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,8 +22,9 @@ from services.ops.groups import (
     plan_reset,
 )
 from switchboard.cli import app
-from switchboard.kafka import make_consumer
-from switchboard.lag import LagExporter, group_lag
+from switchboard.kafka import make_admin, make_consumer
+from switchboard.lag import ADMIN_TIMEOUT_S, LagExporter, group_lag
+from switchboard.settings import Settings
 from tests.ops.helpers import committed, joined_consumer, produce, wait_for
 
 PRODUCED = {0: 7, 1: 5}
@@ -208,3 +211,38 @@ def test_reset_to_a_time_an_offset_or_one_partition(settings, admin, make_topic,
         plan_reset(admin, group, ResetTarget.parse("0"), partition=1)
     with pytest.raises(OpsError, match="--to"):
         ResetTarget.parse("yesterday")
+
+
+def test_describing_an_unknown_group_says_so(admin, unique):
+    result = CliRunner().invoke(app, ["groups", "describe", f"no.such.{unique}"])
+
+    assert result.exit_code == 1
+    assert f"no consumer group no.such.{unique}" in result.output
+
+
+def test_an_unreachable_broker_is_one_clear_error(unused_port):
+    admin = make_admin(Settings(kafka_bootstrap=f"127.0.0.1:{unused_port}"))
+
+    with pytest.raises(OpsError, match="Kafka did not answer"):
+        list_groups(admin)
+
+
+def test_the_lag_exporter_outlives_an_unreachable_broker(unused_port):
+    dead = Settings(kafka_bootstrap=f"127.0.0.1:{unused_port}")
+    exporter = LagExporter(dead, "switchboard.recorder", interval_s=0.2).start()
+    try:
+        # Long enough for at least one admin request to go unanswered.
+        time.sleep(ADMIN_TIMEOUT_S + 3)
+        alive = exporter._thread.is_alive()
+    finally:
+        exporter.stop()
+
+    assert alive
+
+
+@pytest.fixture
+def unused_port():
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

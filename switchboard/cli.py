@@ -618,7 +618,8 @@ def jobs_retry(
         )
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         jobs = dead_jobs(conn, selection)
-    results = retry_jobs(make_producer(settings), default_codec(), jobs, dry_run)
+        producer = make_producer(settings)
+        results = retry_jobs(conn, producer, default_codec(), jobs, dry_run)
     if as_json:
         _print_json(retry_json(results))
     else:

@@ -3,7 +3,8 @@
 A dead letter on ``notify.delivery.<type>.dlq`` is the DeliveryCommand of a
 job's failed attempt, with the reason in headers. Replaying one queues the next
 attempt of the same job on the main topic, through the same path as the API's
-retry (a ``queued`` job event, then the command, both acknowledged).
+retry (a ``queued`` job event, then the command, both acknowledged), and claims
+that attempt of the job like the API's retry does, so the two never both queue it.
 
 Each replay is remembered in ``dlq_replays`` by the dead letter's topic,
 partition and offset. The row is claimed in the same PostgreSQL transaction that
@@ -26,6 +27,7 @@ from psycopg.rows import dict_row
 
 from services.api.errors import ApiError
 from services.api.publish import queue_command
+from services.api.routes.jobs import claim_retry
 from services.deliverer.pipeline import (
     HEADER_ATTEMPT,
     HEADER_ERROR,
@@ -288,6 +290,15 @@ class ReplayResult:
     detail: str = ""
 
 
+class _Refused(Exception):
+    """Raised inside a replay's transaction to roll its claims back."""
+
+    def __init__(self, result: ReplayResult) -> None:
+        """Carry the result the replay reports instead."""
+        super().__init__(result.outcome)
+        self.result = result
+
+
 class Replayer:
     """Replays dead letters as the next attempts of their jobs."""
 
@@ -352,13 +363,23 @@ class Replayer:
     def _replay(
         self, letter: DeadLetter, command: dict[str, Any], again: bool
     ) -> ReplayResult:
-        # The claim and the acknowledged produce share one transaction: a
-        # produce that fails rolls the claim back.
+        # The claims and the acknowledged produce share one transaction: a
+        # produce that fails, or a claim someone else holds, rolls them back.
         try:
             with self._conn.transaction():
                 if not self._claim(letter, command["attempt"], again):
-                    return ReplayResult(letter, ReplayOutcome.ALREADY_REPLAYED)
+                    raise _Refused(ReplayResult(letter, ReplayOutcome.ALREADY_REPLAYED))
+                # The job's row says dead until the recorder reads the queued
+                # event, so an API retry or `jobs retry` since may hold this
+                # attempt already; --again sends it regardless.
+                claimed = claim_retry(self._conn, letter.job_id, command["attempt"])
+                if not claimed and not again:
+                    detail = f"attempt {command['attempt']} is already queued"
+                    skipped = ReplayResult(letter, ReplayOutcome.SKIPPED, detail=detail)
+                    raise _Refused(skipped)
                 queue_command(self._producer, self._codec, command)
+        except _Refused as refused:
+            return refused.result
         except ApiError as error:
             problem = "; ".join(text for _field, text in error.problems)
             return ReplayResult(letter, ReplayOutcome.FAILED, detail=problem)

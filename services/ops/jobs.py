@@ -4,6 +4,11 @@ Each selected job gets the API's retry command (same job id, next attempt
 number, the alert kept in its row) and the API's acknowledged produce of the
 ``queued`` job event and the command. The row itself changes only when the
 recorder reads that event, as for a retry a customer asks for.
+
+Until then the row still says ``dead``, so a second retry (from here, the API
+or a dead-letter replay) would queue the same attempt again. Each attempt is
+therefore claimed once in ``job_retry_claims``, in the PostgreSQL transaction
+that waits for Kafka's acknowledgement: a refused produce leaves no claim.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from psycopg.rows import dict_row
 
 from services.api.errors import ApiError
 from services.api.publish import queue_command
-from services.api.routes.jobs import retry_command
+from services.api.routes.jobs import claim_retry, retry_command
 from switchboard.codec import Codec
 from switchboard.domain import JobState
 
@@ -80,6 +85,7 @@ class RetryResult:
 
 
 def retry_jobs(
+    conn: psycopg.Connection,
     producer: Producer,
     codec: Codec,
     jobs: list[dict[str, Any]],
@@ -87,24 +93,36 @@ def retry_jobs(
 ) -> list[RetryResult]:
     """Queue the next attempt of each job; a dry run only says which attempt.
 
-    Stops at the first job Kafka does not acknowledge, since the next ones
-    would fail the same way.
+    Each attempt is claimed once on ``conn`` (autocommit), so a job whose retry
+    is already queued is reported, not queued again. Stops at the first job
+    Kafka does not acknowledge, since the next ones would fail the same way.
     """
     results = []
     for row in jobs:
-        results.append(_retry_one(producer, codec, row, dry_run))
+        results.append(_retry_one(conn, producer, codec, row, dry_run))
         if results[-1].kafka_refused:
             break
     return results
 
 
+class _AlreadyQueued(Exception):
+    """Raised inside the claim's transaction to roll it back."""
+
+
 def _retry_one(
-    producer: Producer, codec: Codec, row: dict[str, Any], dry_run: bool
+    conn: psycopg.Connection,
+    producer: Producer,
+    codec: Codec,
+    row: dict[str, Any],
+    dry_run: bool,
 ) -> RetryResult:
     try:
         command = retry_command(row)
         if not dry_run:
-            queue_command(producer, codec, command)
+            _queue_once(conn, producer, codec, command)
+    except _AlreadyQueued:
+        detail = f"attempt {command['attempt']} is already queued"
+        return RetryResult(row, False, detail=detail)
     except ApiError as error:
         detail = "; ".join(f"{field}: {text}" for field, text in error.problems)
         return RetryResult(
@@ -121,3 +139,16 @@ def _retry_one(
             },
         )
     return RetryResult(row, not dry_run, command["attempt"])
+
+
+def _queue_once(
+    conn: psycopg.Connection,
+    producer: Producer,
+    codec: Codec,
+    command: dict[str, Any],
+) -> None:
+    """Claim the command's attempt and queue it; raise _AlreadyQueued if claimed."""
+    with conn.transaction():
+        if not claim_retry(conn, command["job_id"], command["attempt"]):
+            raise _AlreadyQueued
+        queue_command(producer, codec, command)

@@ -6,6 +6,7 @@ fresh tenant, and read what the API produces from the real topics.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Callable
@@ -116,11 +117,19 @@ def test_filters_and_cursor_paging(tenant: TenantKey, conn: psycopg.Connection) 
     ]
 
 
+def forged_cursor(parts: object) -> str:
+    """A cursor in the API's encoding around ``parts`` it never returns."""
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode()
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
         ({"status": "lost"}, "status"),
         ({"cursor": "!!!"}, "cursor"),
+        ({"cursor": forged_cursor(["2026-01-01", 1])}, "cursor"),
+        ({"cursor": forged_cursor([1, str(uuid.uuid4())])}, "cursor"),
+        ({"cursor": forged_cursor({"a": 1, "b": 2})}, "cursor"),
         ({"limit": 0}, "limit"),
         ({"since": "yesterday"}, "since"),
         ({"channel_id": "x"}, "channel_id"),
@@ -212,6 +221,21 @@ def test_retry_requeues_a_dead_job_with_the_next_attempt(
     assert found["DeliveryCommand"]["attempt"] == 7
     assert found["DeliveryCommand"]["alert"]["summary"] == "Link down on core-1"
     assert found["DeliveryCommand"]["alert"]["labels"] == {"team": "noc"}
+
+
+def test_a_retry_already_queued_is_not_queued_again(
+    tenant: TenantKey, conn: psycopg.Connection
+) -> None:
+    # The row stays dead until the recorder has read the first retry.
+    job_id = insert_job(conn, tenant, state="dead", attempts=2)
+
+    first = tenant.client.post(f"{JOBS}/{job_id}/retry")
+    second = tenant.client.post(f"{JOBS}/{job_id}/retry")
+
+    assert first.status_code == 202, first.text
+    assert second.status_code == 409, second.text
+    assert second.json()["detail"][0]["field"] == "job_id"
+    assert "already queued" in second.json()["detail"][0]["problem"]
 
 
 def test_only_dead_jobs_can_be_retried(

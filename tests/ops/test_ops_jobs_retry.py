@@ -8,9 +8,19 @@ import uuid
 from psycopg.types.json import Jsonb
 from typer.testing import CliRunner
 
+from services.ops.dlq import Replayer, read_dead_letters
+from services.ops.jobs import DeadJobFilter, dead_jobs, retry_jobs
 from switchboard.cli import app
+from switchboard.kafka import make_producer
 from switchboard.topics import JOBS_TOPIC, delivery_topic
-from tests.ops.helpers import decoded, end_offsets, make_command, read_since
+from tests.ops.helpers import (
+    dead_letter_headers,
+    decoded,
+    end_offsets,
+    make_command,
+    produce,
+    read_since,
+)
 
 MAIN_TOPIC = delivery_topic("webhook")
 
@@ -94,3 +104,66 @@ def test_retry_without_a_selection_is_refused():
 
     assert result.exit_code == 1
     assert "--all" in result.output
+
+
+def test_a_retry_already_queued_is_not_queued_again(settings, codec, dict_conn):
+    tenant, channel = str(uuid.uuid4()), str(uuid.uuid4())
+    job = _dead_job(dict_conn, tenant, channel, "timeout")
+    rows = dead_jobs(dict_conn, DeadJobFilter(channel_id=uuid.UUID(channel)))
+    starts = end_offsets(settings, MAIN_TOPIC)
+    producer = make_producer(settings)
+
+    # The row stays dead until a recorder reads the queued event, so the second
+    # run sees the same dead job and would pick the same attempt.
+    first = retry_jobs(dict_conn, producer, codec, rows)
+    second = retry_jobs(dict_conn, producer, codec, rows)
+
+    assert [(r.queued, r.attempt) for r in first] == [(True, 7)]
+    assert [(r.queued, r.detail) for r in second] == [
+        (False, "attempt 7 is already queued")
+    ]
+    sent = decoded(codec, "DeliveryCommand", read_since(settings, MAIN_TOPIC, starts))
+    assert [
+        (c["job_id"], c["attempt"]) for c in sent if c["channel_id"] == channel
+    ] == [(job["job_id"], 7)]
+
+
+def test_a_dead_letter_of_a_job_retried_since_is_not_replayed_on_top(
+    settings, codec, dict_conn, make_topic
+):
+    tenant, channel = str(uuid.uuid4()), str(uuid.uuid4())
+    job = _dead_job(dict_conn, tenant, channel, "http_4xx")
+    dlq = make_topic("retrydlq")
+    dead = {**job, "attempt": 6}
+    produce(
+        settings,
+        dlq,
+        [
+            (
+                channel,
+                codec.encode("DeliveryCommand", dead),
+                dead_letter_headers("http_4xx", 6),
+            )
+        ],
+    )
+    rows = dead_jobs(dict_conn, DeadJobFilter(channel_id=uuid.UUID(channel)))
+    starts = end_offsets(settings, MAIN_TOPIC)
+    producer = make_producer(settings)
+
+    retried = retry_jobs(dict_conn, producer, codec, rows)
+    letters = read_dead_letters(settings, dlq, codec)
+    replayed = Replayer(dict_conn, producer, codec).run(letters)
+
+    assert [(r.queued, r.attempt) for r in retried] == [(True, 7)]
+    # Unless a recorder on the shared stack recorded the retry first (the job is
+    # then queued), only the claim can tell the replay that attempt 7 is taken.
+    assert [str(r.outcome) for r in replayed] == ["skipped"]
+    assert replayed[0].detail in ("attempt 7 is already queued", "job is queued")
+    sent = decoded(codec, "DeliveryCommand", read_since(settings, MAIN_TOPIC, starts))
+    assert [
+        (c["job_id"], c["attempt"]) for c in sent if c["channel_id"] == channel
+    ] == [(job["job_id"], 7)]
+    remembered = dict_conn.execute(
+        "SELECT count(*) AS n FROM dlq_replays WHERE topic = %s", (dlq,)
+    ).fetchone()
+    assert remembered == {"n": 0}

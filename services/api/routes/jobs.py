@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Query
 
 from services.api.deps import Conn, State, Tenant
@@ -48,6 +49,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, job_id = json.loads(raw)
+        if not isinstance(created_at, str) or not isinstance(job_id, str):
+            raise TypeError("cursor parts are not text")
         return datetime.fromisoformat(created_at), uuid.UUID(job_id)
     except (binascii.Error, ValueError, TypeError, UnicodeError):
         raise ApiError(422, [("cursor", "not a cursor this API returned")]) from None
@@ -161,7 +164,10 @@ def retry_command(row: dict[str, Any]) -> dict[str, Any]:
     status_code=202,
     summary="Retry a dead job",
     responses={
-        409: {"model": ErrorBody, "description": "The job is not dead."},
+        409: {
+            "model": ErrorBody,
+            "description": "The job is not dead, or its retry is already queued.",
+        },
         503: {"model": ErrorBody, "description": "Kafka did not accept the retry."},
     },
 )
@@ -175,5 +181,30 @@ def retry_job(
             "job_id", f"only a dead job can be retried; this one is {row['state']}"
         )
     command = retry_command(row)
-    queue_command(state.producer, state.codec, command)
+    # The row stays dead until the recorder reads the queued event, so a second
+    # request meanwhile would send the same attempt again; one claim per attempt
+    # prevents that. A produce Kafka refuses rolls the claim back.
+    with conn.transaction():
+        if not claim_retry(conn, job_id, command["attempt"]):
+            raise conflict(
+                "job_id", f"attempt {command['attempt']} of this job is already queued"
+            )
+        queue_command(state.producer, state.codec, command)
     return {"job_id": job_id, "attempt": command["attempt"]}
+
+
+def claim_retry(
+    conn: psycopg.Connection, job_id: uuid.UUID | str, attempt: int
+) -> bool:
+    """Claim the re-queue of one attempt of a job; False if it was claimed before.
+
+    Every path that re-queues a dead job (this API, ``switchboard jobs retry``,
+    dead-letter replay) claims the attempt inside the transaction that waits for
+    Kafka's acknowledgement, so two of them racing send it once.
+    """
+    claimed = conn.execute(
+        "INSERT INTO job_retry_claims (job_id, attempt) VALUES (%s, %s)"
+        " ON CONFLICT DO NOTHING RETURNING job_id",
+        (job_id, attempt),
+    ).fetchone()
+    return claimed is not None

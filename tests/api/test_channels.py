@@ -255,3 +255,67 @@ def test_no_secret_reaches_the_logs_or_an_error(
     assert refused.status_code == 422
     assert "s3cr3t" not in refused.text
     assert "s3cr3t" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {"channel_type": "snmp", "config": {"host": "nms.example.com"}},
+            "secrets.community",
+        ),
+        (
+            {
+                "channel_type": "snmp",
+                "config": {
+                    "host": "nms.example.com",
+                    "version": "v3",
+                    "username": "noc",
+                    "auth_protocol": "SHA",
+                    "priv_protocol": "AES",
+                },
+                "secrets": {"auth_key": "auth-key-5c1e9d"},
+            },
+            "secrets.priv_key",
+        ),
+        (
+            {
+                "channel_type": "email",
+                "config": {
+                    "host": "smtp.example.com",
+                    "username": "alerts",
+                    "from_address": "alerts@example.com",
+                    "to": ["noc@example.com"],
+                },
+            },
+            "secrets.password",
+        ),
+        (
+            {
+                "channel_type": "mqtt",
+                "config": {"host": "mqtt.example.com"},
+                "secrets": {"password": "mqtt-password"},
+            },
+            "config.username",
+        ),
+    ],
+)
+def test_a_secret_the_settings_need_is_required_when_saved(
+    tenant: TenantKey, body: dict, field: str
+) -> None:
+    response = tenant.client.post(BASE, json={"name": "n", **body})
+
+    assert response.status_code == 422, response.text
+    assert [p["field"] for p in response.json()["detail"]] == [field]
+
+
+def test_changing_the_snmp_version_asks_for_its_secrets(tenant: TenantKey) -> None:
+    created = _create(tenant, {"channel_type": "snmp", "name": "s", **EXAMPLES["snmp"]})
+
+    response = tenant.client.patch(
+        f"{BASE}/{created['id']}",
+        json={"config": {"version": "v3", "username": "noc", "auth_protocol": "SHA"}},
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["field"] == "secrets.auth_key"

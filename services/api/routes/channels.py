@@ -33,6 +33,7 @@ from services.api.models.common import require_storable
 from services.api.publish import queue_command
 from services.api.targets import refused_targets
 from services.deliverer.channels import CHANNEL_SPECS
+from services.deliverer.channels.base import ChannelConfigBase
 from switchboard.config_cache import channel_key
 from switchboard.domain import ChannelType, EventKind, Severity
 from switchboard.jobs import new_command, utc_now
@@ -81,7 +82,10 @@ def _public(state: ApiState, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stored_forms(
-    state: ApiState, channel_type: str, config: BaseModel, secrets: BaseModel
+    state: ApiState,
+    channel_type: str,
+    config: ChannelConfigBase,
+    secrets: BaseModel,
 ) -> tuple[dict[str, Any], str | None]:
     """Check a channel's validated config and secrets; their stored forms."""
     config_json = config.model_dump(mode="json")
@@ -92,10 +96,11 @@ def _stored_forms(
         json.dumps(config_json, allow_nan=False)
     except ValueError:
         raise ApiError(422, [("config", "numbers must be finite")]) from None
+    problems = config.secret_problems(secrets)
     if not state.settings.allow_private_targets:
-        refused = refused_targets(channel_type, config, secrets)
-        if refused:
-            raise ApiError(422, refused)
+        problems += refused_targets(channel_type, config, secrets)
+    if problems:
+        raise ApiError(422, problems)
     return config_json, state.box.encrypt(secrets_json) if secrets_json else None
 
 

@@ -45,6 +45,15 @@ class ChannelConfigBase(StrictModel):
         10.0, gt=0, le=60, description="Deadline of one attempt, connect to last byte."
     )
 
+    def secret_problems(self, secrets: Any) -> list[tuple[str, str]]:
+        """(field, problem) for each secret this configuration needs and lacks.
+
+        Channels whose settings decide which secrets they need (an SMTP user
+        needs a password, SNMPv3 needs its keys) override this, so that a
+        channel every job of which would fail is refused when it is saved.
+        """
+        return []
+
 
 class ChannelSecretsBase(StrictModel):
     """Base of every channel's secrets; fields here are never returned or logged."""

@@ -103,6 +103,12 @@ class Config(ChannelConfigBase):
             raise ValueError("ca_certificate_pem needs security starttls or tls")
         return self
 
+    def secret_problems(self, secrets: Secrets) -> list[tuple[str, str]]:
+        """(field, problem) for each secret this configuration needs and lacks."""
+        if self.username and not secrets.password:
+            return [("secrets.password", "config.username is set; give its password")]
+        return []
+
 
 class Secrets(ChannelSecretsBase):
     """The SMTP password (used only together with ``Config.username``)."""

@@ -93,15 +93,22 @@ def _encoded_words(text: str, header_name: str) -> str:
 
 
 def _set_text_header(message: EmailMessage, name: str, text: str) -> None:
-    if text.isascii():
+    # ASCII text that looks like an encoded word ("=?utf-8?q?x?=") would be
+    # decoded by the reader into something else, so it is encoded too.
+    if text.isascii() and "=?" not in text:
         message[name] = text
     else:
         message.set_raw(name, _encoded_words(text, name))
 
 
 def _set_from(message: EmailMessage, display_name: str, address: str) -> None:
-    if display_name.isascii():
-        message["From"] = Address(display_name, addr_spec=address)
+    mailbox = Address(display_name, addr_spec=address)
+    # The email package unquotes a quoted display name when it has to fold it,
+    # so a long name with quotes or commas would arrive as other addresses.
+    fits = len(f"From: {mailbox}") <= POLICY.max_line_length
+    plain = display_name.isascii() and "=?" not in display_name
+    if not display_name or (plain and fits):
+        message["From"] = mailbox
     else:
         # The address on its own line keeps every line short whatever the name.
         encoded = _encoded_words(display_name, "From")

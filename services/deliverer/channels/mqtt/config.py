@@ -65,6 +65,12 @@ class Config(ChannelConfigBase):
             raise ValueError("ca_certificate_pem needs tls")
         return self
 
+    def secret_problems(self, secrets: Secrets) -> list[tuple[str, str]]:
+        """(field, problem) for secrets that do not fit this configuration."""
+        if secrets.password and not self.username:
+            return [("config.username", "secrets.password is set; give its username")]
+        return []
+
 
 class Secrets(ChannelSecretsBase):
     """The broker password (used only together with ``Config.username``)."""

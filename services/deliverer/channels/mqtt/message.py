@@ -60,6 +60,9 @@ def render_topic(topic_template: str, context: dict[str, Any]) -> str:
 def _topic_safe(value: Any) -> Any:
     if isinstance(value, str):
         return value.translate(_TOPIC_UNSAFE)
+    if isinstance(value, templates.Labels):
+        # Stays Labels, so a label the alert lacks still reads as empty text.
+        return templates.Labels({k: _topic_safe(v) for k, v in value.items()})
     if isinstance(value, dict):
         return {key: _topic_safe(item) for key, item in value.items()}
     return value

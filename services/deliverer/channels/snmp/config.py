@@ -132,6 +132,26 @@ class Config(ChannelConfigBase):
             seen.add(extra.oid)
         return self
 
+    def secret_problems(self, secrets: Secrets) -> list[tuple[str, str]]:
+        """(field, problem) for each secret this configuration needs and lacks."""
+        needed = (
+            [("community", "SNMP v2c")]
+            if self.version == "v2c"
+            else [
+                (name, f"{protocol} {kind}")
+                for name, protocol, kind in (
+                    ("auth_key", self.auth_protocol, "authentication"),
+                    ("priv_key", self.priv_protocol, "privacy"),
+                )
+                if protocol
+            ]
+        )
+        return [
+            (f"secrets.{name}", f"{what} needs {name}")
+            for name, what in needed
+            if not getattr(secrets, name)
+        ]
+
 
 class Secrets(ChannelSecretsBase):
     """Community string (v2c) or USM keys (v3)."""

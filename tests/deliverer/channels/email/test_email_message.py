@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import re
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.deliverer.channels.email.config import Config
@@ -98,3 +99,43 @@ def test_any_alert_gives_short_ascii_lines_that_decode_back(
         details.replace("\r\n", "\n").replace("\r", "\n") in text.replace("\r\n", "\n")
         or not details
     )
+
+
+def test_ascii_text_that_looks_like_an_encoded_word_decodes_back_as_written():
+    config = Config(
+        host="mail.example.com",
+        from_address="alerts@example.com",
+        to=["noc@example.net"],
+        subject_template="{{ summary }}",
+    )
+    summary = "=?utf-8?q?Resolved?= (not really)"
+
+    envelope = build_envelope(command_with(summary, "", "router-1"), config)
+
+    assert rfc2047_decoded(raw_header(envelope.data, "Subject")) == summary
+
+
+PRINTABLE_ASCII_NAME = st.text(
+    st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=200
+).filter(str.strip)
+
+
+@settings(max_examples=200, deadline=None)
+@given(from_name=PRINTABLE_ASCII_NAME)
+@example(from_name='Acme Network Operations Centre "Europe", Amsterdam (24/7 duty)')
+@example(from_name=f'A "{"q" * 70}" (c)')
+def test_any_ascii_name_stays_one_sender(from_name):
+    # Quotes, commas and parentheses must survive folding as part of the name.
+    config = Config(
+        host="mail.example.com",
+        from_address="alerts@example.com",
+        from_name=from_name,
+        to=["noc@example.net"],
+    )
+
+    envelope = build_envelope(command_with("s", "", "router-1"), config)
+
+    # Encoded words are atoms: parse the mailbox first, then decode its name.
+    ((name, address),) = email.utils.getaddresses([raw_header(envelope.data, "From")])
+    assert address == "alerts@example.com"
+    assert rfc2047_decoded(name) == config.from_name

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from services.deliverer.channels.mqtt import classify
 from services.deliverer.channels.mqtt.config import Config
+from services.deliverer.channels.mqtt.message import build_publication
 from services.deliverer.channels.mqtt.sender import ConnectionLost
 from services.deliverer.outcome import OutcomeKind, Reason
 
@@ -109,3 +110,15 @@ async def test_topic_rendering_empty_at_send_is_permanent(
     outcome = await sender.send(make_command(site_id=None), channel)
 
     assert (outcome.kind, outcome.reason) == (PERMANENT, Reason.INVALID_CONFIG)
+
+
+def test_topic_with_a_label_the_alert_lacks_renders_it_empty(make_command):
+    # Labels differ between alerts; a missing one is empty text, as in e-mail,
+    # both when the channel is saved and when an alert without it is sent.
+    config = Config.model_validate(
+        {"host": "broker.example.com", "topic_template": "alerts/{{ labels.rack }}"}
+    )
+
+    publication = build_publication(make_command(labels={}), config.topic_template)
+
+    assert publication.topic == "alerts/"

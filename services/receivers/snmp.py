@@ -122,10 +122,17 @@ class TrapReceiver:
         communities: tuple[str, ...] = ("public",),
         users: tuple[V3User, ...] = (),
         port: int | None = None,
+        ipv6: bool = False,
     ) -> None:
-        """Write the configuration into ``directory``; :meth:`start` runs it."""
+        """Write the configuration into ``directory``; :meth:`start` runs it.
+
+        ``ipv6`` also listens on ``[::1]`` at the same port.
+        """
         self.directory = directory
         self.port = port or free_udp_port()
+        self._listen = f"udp:{LOOPBACK}:{self.port}"
+        if ipv6:
+            self._listen += f",udp6:[::1]:{self.port}"
         self.log_file = directory / "traps.log"
         directory.mkdir(parents=True, exist_ok=True)
         self._config = directory / "snmptrapd.conf"
@@ -156,7 +163,7 @@ class TrapReceiver:
                 "",
                 "-F",
                 log_format,
-                f"udp:{LOOPBACK}:{self.port}",
+                self._listen,
             ],
             env=environment,
             stdout=subprocess.DEVNULL,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import logging
 import time
@@ -132,9 +133,10 @@ class Sender:
     ) -> tuple[object, object]:
         config: Config = channel.config
         inform = config.notification == "inform"
-        target = await hlapi.UdpTransportTarget.create(
-            (config.host, config.port),
-            timeout=config.timeout_s
+        target = await transport_target(
+            config.host,
+            config.port,
+            timeout_s=config.timeout_s
             * INFORM_SHARE_OF_DEADLINE
             / (INFORM_RETRANSMISSIONS + 1),
             retries=INFORM_RETRANSMISSIONS if inform else 0,
@@ -170,6 +172,33 @@ class Sender:
 
     def _uptime_ticks(self) -> int:
         return int((time.monotonic() - self._started) * 100)
+
+
+async def transport_target(host: str, port: int, timeout_s: float, retries: int) -> Any:
+    """A UDP target over IPv4, or IPv6 for an IPv6 address or an IPv6-only name.
+
+    pysnmp's UDP target resolves IPv4 addresses only, so without the IPv6 one
+    a receiver on an IPv6 network would fail every attempt.
+    """
+    options = {"timeout": timeout_s, "retries": retries}
+    if _is_ipv6(host):
+        address = host.strip("[]")
+        return await hlapi.Udp6TransportTarget.create((address, port), **options)
+    try:
+        return await hlapi.UdpTransportTarget.create((host, port), **options)
+    except PySnmpError as error:
+        try:
+            return await hlapi.Udp6TransportTarget.create((host, port), **options)
+        except PySnmpError:
+            raise error from None
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def engine_id_for(channel_id: str, enterprise_oid: str = DEFAULT_ENTERPRISE_OID) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
 
@@ -11,7 +12,7 @@ from services.deliverer.channels.snmp.sender import Sender
 from services.deliverer.channels.snmp.varbinds import ALERT_OBJECTS
 from services.deliverer.outcome import OutcomeKind, Reason
 from services.deliverer.text import TRUNCATION_MARKER
-from services.receivers.snmp import free_udp_port
+from services.receivers.snmp import TrapReceiver, free_udp_port
 from switchboard.settings import Settings
 
 COMMUNITY = "n0c-community-7f3a"
@@ -333,3 +334,28 @@ async def test_unresolvable_host_is_retryable(sender, make_command, make_channel
         OutcomeKind.RETRYABLE,
         Reason.CONNECTION_ERROR,
     )
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_ipv6_receiver(tmp_path, sender, make_command, make_channel):
+    # pysnmp's default UDP target is IPv4 only; an IPv6 NMS must still work.
+    receiver = TrapReceiver(tmp_path / "v6", communities=(COMMUNITY,), ipv6=True)
+    receiver.start()
+    try:
+        command = make_command()
+        outcome = await sender.send(command, make_channel(receiver.port, host="::1"))
+        (trap,) = receiver.wait_for(1)
+    finally:
+        receiver.stop()
+
+    assert outcome.kind is OutcomeKind.DELIVERED, outcome
+    assert trap.get(alert_oid(1)).text == command["job_id"]

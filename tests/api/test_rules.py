@@ -55,6 +55,22 @@ def test_list_is_in_priority_order(tenant: TenantKey) -> None:
     assert names == ["p10", "p20", "p30"]
 
 
+def test_rules_sharing_a_priority_are_listed_as_the_router_tries_them(
+    tenant: TenantKey,
+) -> None:
+    channel = tenant.create_channel()
+    for index in range(6):
+        response = tenant.client.post(
+            RULES, json=_rule(channel["id"], name=f"tie{index}", priority=7)
+        )
+        assert response.status_code == 201
+
+    ids = [r["id"] for r in tenant.client.get(RULES).json()["items"]]
+
+    # services.router.matcher sorts by (priority, id) with the id as text.
+    assert ids == sorted(ids)
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [

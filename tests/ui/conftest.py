@@ -1,7 +1,7 @@
 """Fixtures for the web page's browser tests.
 
 A real uvicorn server of the API app (with its outbox relay) on a free loopback
-port, the deliverer and recorder as real subprocesses where the CLI has them, a
+port, the webhook deliverer and the recorder as real subprocesses, a
 local webhook receiver, and headless Debian Chromium driven by Playwright.
 """
 
@@ -82,19 +82,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             report.sections.append((f"{path.name} (last lines)", "\n".join(tail)))
 
 
-def _cli_has(command: str) -> bool:
-    from switchboard import cli
-
-    return any(c.name == command for c in cli.app.registered_commands)
-
-
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bool]:
-    """A webhook deliverer and a recorder as subprocesses; False when the CLI
-    has no such commands yet (tests then stop at "queued" or insert job rows)."""
-    if not (_cli_has("deliverer") and _cli_has("recorder")):
-        yield False
-        return
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A webhook deliverer and a recorder as subprocesses, for the whole session."""
     env = os.environ | {"SWITCHBOARD_ALLOW_PRIVATE_TARGETS": "true"}
     logs = tmp_path_factory.mktemp("pipeline")
     PIPELINE_LOGS.extend(logs / f"{name}.log" for name in ("deliverer", "recorder"))
@@ -105,7 +95,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bool]:
         processes.append(
             subprocess.Popen(command + [name, *args], env=env, stdout=out, stderr=out)
         )
-    yield True
+    yield
     for process in processes:
         process.terminate()
     for process in processes:
@@ -141,14 +131,17 @@ def receiver() -> Iterator[Receiver]:
     httpd.shutdown()
 
 
-@pytest.fixture(scope="session")
+# Module scope: the sync driver keeps an event loop running on this thread
+# until it stops, which breaks any asyncio test that runs after it (tests/ui
+# is no package, so "package" scope would last the whole session).
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
-    """Playwright's sync driver."""
+    """Playwright's sync driver, stopped after each module's browser tests."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Debian's headless Chromium (no browser download)."""
     if not Path(CHROMIUM).exists():

@@ -18,7 +18,12 @@ from services.api.ui.forms import (
     secrets_body,
     settings_body,
 )
-from services.api.ui.rules import matches, new_priorities, rule_body
+from services.api.ui.rules import (
+    evaluation_order,
+    matches,
+    new_priorities,
+    rule_body,
+)
 from services.deliverer.channels import CHANNEL_SPECS
 from switchboard.domain import ChannelType
 
@@ -111,5 +116,18 @@ def test_reordering_swaps_or_renumbers_priorities() -> None:
     assert new_priorities(rules, 1, 0) == {"b": 5, "a": 7}
     tied = [{"id": "a", "priority": 100}, {"id": "b", "priority": 100}]
     assert new_priorities(tied, 1, 0) == {"b": 10, "a": 20}
+    # Swapping c and a alone would tie a third rule with c, and the router
+    # breaks that tie by id (b before c): everything is renumbered instead.
+    third = [
+        {"id": "c", "priority": 10},
+        {"id": "a", "priority": 20},
+        {"id": "b", "priority": 20},
+    ]
+    assert new_priorities(third, 1, 0) == {"a": 10, "c": 20, "b": 30}
+    assert [r["id"] for r in evaluation_order(list(reversed(third)))] == [
+        "c",
+        "a",
+        "b",
+    ]
     assert label_for("timeout_s") == "Timeout (seconds)"
     assert label_for("ca_certificate_pem") == "CA certificate PEM"

@@ -59,9 +59,11 @@ def _values(fields: RuleFields) -> list[Any]:
 @router.get("", response_model=RuleList, summary="List routing rules")
 def list_rules(conn: Conn, tenant: Tenant) -> dict[str, Any]:
     """Every rule of the tenant in evaluation order: ascending priority."""
+    # The router breaks ties by rule id (services.router.matcher); PostgreSQL
+    # orders uuids as their text, so this is the order rules are tried in.
     rows = conn.execute(
         "SELECT * FROM notification_routing_rules WHERE tenant_id = %s"
-        " ORDER BY priority, created_at, id",
+        " ORDER BY priority, id",
         (tenant,),
     ).fetchall()
     return {"items": rows}

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services.api.ui.client import ApiClient, SignedOut
 from services.api.ui.render import render
-from services.api.ui.session import csrf_ok, forget, session_of
+from services.api.ui.session import COOKIE, csrf_ok, forget, session_of
 
 SIGN_IN_PATH = "/ui/sign-in"
 
@@ -68,15 +68,24 @@ async def _to_sign_in(request: Request, error: Exception) -> Response:
     return response
 
 
+NO_COOKIE = (
+    "Your browser sent no session cookie with this form. The session cookie is "
+    "Secure: open this page over HTTPS (or on localhost) with cookies allowed."
+)
+EXPIRED = (
+    "This form was not sent from the current session. "
+    "Go back, reload the page and try again."
+)
+
+
 async def _refuse_form(request: Request, error: Exception) -> Response:
+    # Without any cookie the likely cause is plain HTTP dropping the Secure
+    # cookie, which reloading would never fix.
+    message = EXPIRED if COOKIE in request.cookies else NO_COOKIE
     return render(
         request,
         "message.html",
-        {
-            "title": "Form expired",
-            "message": "This form was not sent from the current session. "
-            "Go back, reload the page and try again.",
-        },
+        {"title": "Form expired", "message": message},
         status_code=403,
     )
 

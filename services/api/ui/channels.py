@@ -74,6 +74,14 @@ def _head_fields(name: str, enabled: bool) -> list[FormField]:
     ]
 
 
+def _job_id(value: str | None) -> str:
+    """The test job to follow: a job id, never a path smuggled into the page."""
+    try:
+        return str(uuid.UUID(value or ""))
+    except ValueError:
+        return ""
+
+
 def _form_page(
     request: Request,
     channel_type: str,
@@ -92,7 +100,7 @@ def _form_page(
         "secrets": secrets,
         "channel": channel,
         "general_problems": general,
-        "test_job": request.query_params.get("test_job", ""),
+        "test_job": _job_id(request.query_params.get("test_job")),
     }
     return render(
         request, "channel_form.html", context, status_code=422 if problems else 200

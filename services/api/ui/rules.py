@@ -50,8 +50,17 @@ async def _channels(api: ApiClient) -> list[dict[str, Any]]:
     return (await api.get(CHANNELS_API)).body["items"]
 
 
+def evaluation_order(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rules in the order the router tries them: priority, then rule id.
+
+    The router breaks ties by rule id (``services.router.matcher``); the page
+    sorts by the same key itself, since reordering depends on that order.
+    """
+    return sorted(rules, key=lambda rule: (rule["priority"], rule["id"]))
+
+
 async def _rules(api: ApiClient) -> list[dict[str, Any]]:
-    return (await api.get(API)).body["items"]
+    return evaluation_order((await api.get(API)).body["items"])
 
 
 @router.get("", include_in_schema=False)
@@ -179,14 +188,17 @@ def new_priorities(
 ) -> dict[str, int]:
     """Priorities that swap rules ``index`` and ``other`` in evaluation order.
 
-    Two different priorities are exchanged; rules sharing a priority (whose
-    order the API leaves to creation time) are renumbered in steps instead.
+    ``rules`` are in evaluation order. Exchanging the two priorities is enough
+    unless it leaves a tie that the router breaks (by rule id) the other way;
+    then every rule is renumbered in steps instead.
     """
     first, second = rules[index], rules[other]
-    if first["priority"] != second["priority"]:
-        return {first["id"]: second["priority"], second["id"]: first["priority"]}
     order = list(rules)
     order[index], order[other] = second, first
+    swapped = {first["id"]: second["priority"], second["id"]: first["priority"]}
+    keys = [(swapped.get(rule["id"], rule["priority"]), rule["id"]) for rule in order]
+    if keys == sorted(keys):
+        return swapped
     wanted = {rule["id"]: (n + 1) * PRIORITY_STEP for n, rule in enumerate(order)}
     return {
         rule["id"]: wanted[rule["id"]]

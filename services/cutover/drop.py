@@ -3,7 +3,8 @@
 The drop happens only after an apply was recorded and only when every old row
 was converted (it is in ``legacy_cutover_items``) or skipped by id. Skipping an
 integration skips its routes and jobs too; skipping a job skips its attempts.
-Unfinished jobs are never converted, so they must be skipped by id. The check
+Unfinished jobs are never converted, so they must be skipped by id, and so must
+attempts that belong to no job (an old schema without the foreign key). The check
 and the drop run in one transaction that first locks the four tables, so the
 old system cannot add a row between the check and the drop.
 """
@@ -20,7 +21,13 @@ from psycopg.types.json import Jsonb
 
 from services.cutover.history import UNFINISHED_STATUSES
 from services.cutover.legacy import present_tables
-from services.cutover.plan import INTEGRATIONS, JOBS, ROUTES, read_target_state
+from services.cutover.plan import (
+    ATTEMPTS,
+    INTEGRATIONS,
+    JOBS,
+    ROUTES,
+    read_target_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,10 @@ def drop_legacy(
         # present_tables lists them in dropping order; no CASCADE, so anything
         # else that depends on them stops the drop instead of vanishing.
         source.execute(f"DROP TABLE {', '.join(present)}")
+        if source is target:
+            _record_drop(target, counts)
+    if source is not target:
+        # Another database: record the drop only once it has committed there.
         _record_drop(target, counts)
     log.info("legacy tables dropped", extra={"tables": counts})
     return Dropped(counts)
@@ -109,6 +120,10 @@ LEFTOVERS = {
         "let the old system finish them and apply --with-history again, or pass "
         "--skip ID",
     ),
+    "orphaned_attempts": (
+        "attempts belong to no job and cannot be copied",
+        "pass --skip ID",
+    ),
 }
 
 
@@ -146,6 +161,15 @@ def _leftovers(
         ):
             if left(JOBS, job_id, integration_id):
                 found[_job_leftover(integration_id, status, converted)].append(job_id)
+    if ATTEMPTS in present:
+        query = "SELECT id FROM delivery_attempts a"
+        if JOBS in present:
+            query += (
+                " WHERE NOT EXISTS (SELECT FROM delivery_jobs j WHERE j.id = a.job_id)"
+            )
+        for (attempt_id,) in _ids(conn, query):
+            if attempt_id not in skipped:
+                found["orphaned_attempts"].append(attempt_id)
     return [
         f"{len(found[kind])} {what} ({remedy}): {_listed(found[kind])}"
         for kind, (what, remedy) in LEFTOVERS.items()

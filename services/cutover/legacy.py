@@ -97,7 +97,8 @@ class LegacySnapshot:
     integrations: tuple[LegacyIntegration, ...] = ()
     routes: tuple[LegacyRoute, ...] = ()
     jobs: tuple[LegacyJob, ...] = ()
-    orphan_attempts: int = 0
+    # Attempts whose job is not in delivery_jobs: never copied, skipped by id.
+    orphan_attempt_ids: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -138,7 +139,9 @@ def read_snapshot(conn: psycopg.Connection) -> LegacySnapshot:
         integrations=tuple(integrations),
         routes=tuple(routes),
         jobs=with_attempts,
-        orphan_attempts=sum(len(rows) for rows in by_job.values()),
+        orphan_attempt_ids=tuple(
+            str(attempt.id) for rows in by_job.values() for attempt in rows
+        ),
     )
 
 

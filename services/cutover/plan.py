@@ -41,6 +41,9 @@ from services.cutover.routes import may_both_match, rule_fields
 from services.deliverer.redact import redact, secret_values
 
 INTEGRATIONS, ROUTES, JOBS = "integrations", "integration_routes", "delivery_jobs"
+ATTEMPTS = "delivery_attempts"
+# How many ids a warning lists before "and N more".
+MAX_IDS_SHOWN = 20
 # Old config keys that hold secrets, whatever the type: removed from any text shown.
 SECRET_KEYS = ("secret", "community", "auth_key", "priv_key", "password")
 PRIVATE_TARGET_HINT = (
@@ -501,17 +504,29 @@ class _Planner:
 
     def _notes(self) -> None:
         known = {str(row.id).lower() for row in self._all_rows()}
+        known |= {a.lower() for a in self.snapshot.orphan_attempt_ids}
         unknown = sorted(self.skip - known)
         if unknown:
             self.result.warnings.append(
                 f"--skip ids that match no old row: {', '.join(unknown)}"
             )
-        if self.snapshot.orphan_attempts:
-            self.result.warnings.append(
-                f"{self.snapshot.orphan_attempts} attempts belong to no job and are "
-                "not carried over"
-            )
+        self._orphan_attempts()
         self._overlaps()
+
+    def _orphan_attempts(self) -> None:
+        """Attempts of no job are never copied: skipped by id, or a warning."""
+        orphans = self.snapshot.orphan_attempt_ids
+        left = [a for a in orphans if a.lower() not in self.skip]
+        self.result.skipped += [(ATTEMPTS, a) for a in orphans if a not in left]
+        if not left:
+            return
+        shown = ", ".join(left[:MAX_IDS_SHOWN])
+        if len(left) > MAX_IDS_SHOWN:
+            shown += f" and {len(left) - MAX_IDS_SHOWN} more"
+        self.result.warnings.append(
+            f"{len(left)} attempts belong to no job and are not carried over; skip "
+            f"them to drop the old tables: {shown}"
+        )
 
     def _overlaps(self) -> None:
         """Warn where one alert could match two rules of the same channel.

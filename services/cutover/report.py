@@ -224,8 +224,9 @@ def plan_text(plan: Plan, *, with_history: bool) -> list[str]:
         )
         for kind in kinds:
             lines.append(f"  {kind}")
-            lines += [_channel_line(c, kind) for c in content["channels"].get(kind, [])]
+            # Each channel's warnings right under it, not under the type's last one.
             for channel in content["channels"].get(kind, []):
+                lines.append(_channel_line(channel, kind))
                 lines += [f"      ! {w}" for w in channel.get("warnings", [])]
             lines += [_rule_line(r) for r in content["rules"].get(kind, [])]
             if kind in content["history"]:

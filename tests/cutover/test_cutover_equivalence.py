@@ -347,6 +347,10 @@ def test_the_plan_shows_the_ids_the_apply_creates(
     planned = run_cutover(cutover_settings).plan
     v3 = next(c for c in planned.channels if c.name == "Secure traps")
     assert any("engine id 80" in warning for warning in v3.warnings)
+    # The warning is printed under its own channel, not the type's last one.
+    text = plan_text(planned, with_history=False)
+    v3_line = next(n for n, line in enumerate(text) if "'Secure traps'" in line)
+    assert "engine id 80" in text[v3_line + 1]
 
     run_cutover(cutover_settings, apply=True)
 
@@ -359,3 +363,32 @@ def test_the_plan_shows_the_ids_the_apply_creates(
     }
     assert channel_ids == {c.channel_id for c in planned.new_channels}
     assert rule_ids == {r.rule_id for r in planned.new_rules}
+
+
+def test_attempts_of_no_job_must_be_skipped_before_the_drop(
+    legacy: Legacy, cutover_settings: Settings
+) -> None:
+    # An old schema without the foreign key can hold attempts of no job.
+    with psycopg.connect(legacy.url) as conn:
+        conn.execute(
+            "ALTER TABLE delivery_attempts"
+            " DROP CONSTRAINT delivery_attempts_job_id_fkey"
+        )
+        row = conn.execute(
+            "INSERT INTO delivery_attempts (job_id, attempt_no, ok, started_at)"
+            " VALUES (gen_random_uuid(), 1, false, now()) RETURNING id"
+        ).fetchone()
+    assert row is not None
+    orphan = str(row[0])
+    skip = [legacy.id(role) for role in SKIPPED]
+
+    planned = run_cutover(cutover_settings, apply=True, with_history=True, skip=skip)
+    assert any(orphan in warning for warning in planned.plan.warnings)
+    refused = run_cutover(cutover_settings, drop=True, skip=skip)
+    assert refused.refused is not None
+    assert any("belong to no job" in r and orphan in r for r in refused.refused)
+
+    dropped = run_cutover(cutover_settings, drop=True, skip=[*skip, orphan])
+    assert dropped.dropped is not None
+    assert ("delivery_attempts", orphan) in dropped.plan.skipped
+    assert not any("match no old row" in w for w in dropped.plan.warnings)

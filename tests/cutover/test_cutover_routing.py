@@ -1,10 +1,11 @@
 """After the cutover, a running router delivers alerts where the old routes did.
 
-End to end: the cutover applies and drops the old tables; the API's outbox relay
-publishes what it wrote to a private config topic; a real router reads that
-topic and routes a grid of alert events from a private alerts topic. The
-delivery commands it commits name, per event, the channels reached; mapped back
-to old integrations they must be exactly what the old routes selected.
+End to end: the cutover plans, applies, applies again (writing nothing) and
+drops the old tables; the API's outbox relay publishes what it wrote to a
+private config topic; a real router reads that topic and routes a grid of alert
+events from a private alerts topic. The delivery commands it commits name, per
+event, the channels reached; mapped back to old integrations they must be
+exactly what the old routes selected.
 """
 
 from __future__ import annotations
@@ -155,9 +156,12 @@ def test_a_running_router_reaches_what_the_old_routes_selected(
     unique: str,
 ) -> None:
     skip = [legacy.id(role) for role in SKIPPED]
-    result = run_cutover(
-        cutover_settings, apply=True, with_history=True, drop=True, skip=skip
-    )
+    planned = run_cutover(cutover_settings)
+    assert planned.applied is None and len(planned.plan.new_rules) == 9
+    run_cutover(cutover_settings, apply=True, with_history=True)
+    again = run_cutover(cutover_settings, apply=True, with_history=True)
+    assert again.applied is not None and again.applied.nothing
+    result = run_cutover(cutover_settings, drop=True, skip=skip)
     assert result.dropped is not None
     assert relay_outbox(cutover_settings, topics.router.config) == 16
 

@@ -50,7 +50,7 @@ class RetryLadder:
         index = min(attempt - 1, len(self.tiers) - 1)
         wait_ms = 0
         if retry_after_s is not None and retry_after_s > 0:
-            wait_ms = min(int(retry_after_s * 1000), self.tiers[-1].delay_ms)
+            wait_ms = int(min(retry_after_s * 1000, self.tiers[-1].delay_ms))
             index = max(index, self._first_tier_at_least(wait_ms))
         tier = self.tiers[index]
         delay = timedelta(milliseconds=max(tier.delay_ms, wait_ms))

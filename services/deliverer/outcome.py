@@ -95,13 +95,22 @@ def _bounded(text: str | None) -> str | None:
     return text[: MAX_ERROR_CHARS - 1] + "…"
 
 
+# A week, beyond any sensible retry tier: bounds what a target can ask for (a
+# 400-digit Retry-After would otherwise be an infinite float).
+MAX_RETRY_AFTER_S = 7 * 24 * 3600.0
+
+
 def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date).
+
+    At most :data:`MAX_RETRY_AFTER_S`; None when the value is neither form.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    # ASCII only: str.isdigit() also accepts characters float() refuses ("²").
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -109,7 +118,7 @@ def parse_retry_after(value: str | None, now_s: float | None = None) -> float | 
     if when is None or when.tzinfo is None:
         return None
     now_s = time.time() if now_s is None else now_s
-    return max(0.0, math.ceil(when.timestamp() - now_s))
+    return min(max(0.0, math.ceil(when.timestamp() - now_s)), MAX_RETRY_AFTER_S)
 
 
 RETRYABLE_4XX = frozenset({408, 425})

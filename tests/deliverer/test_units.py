@@ -9,6 +9,7 @@ import pytest
 from services.deliverer.channels.slack.config import Secrets as SlackSecrets
 from services.deliverer.ladder import RetryLadder, Tier
 from services.deliverer.offsets import OffsetTracker
+from services.deliverer.outcome import MAX_RETRY_AFTER_S, parse_retry_after
 from services.deliverer.redact import REDACTED, redact, secret_values
 
 TIERS = [
@@ -51,6 +52,36 @@ def test_a_retry_after_beyond_the_longest_tier_waits_that_tier_only(
     assert plan.tier.label == "1h"
     assert NOW + timedelta(hours=1) <= plan.not_before
     assert plan.not_before < NOW + timedelta(hours=1, seconds=1)
+
+
+def test_an_unbounded_retry_after_still_plans_the_longest_tier() -> None:
+    plan = RetryLadder(TIERS, max_attempts=6).plan(1, float("inf"), NOW)
+
+    assert plan.tier.label == "1h"
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("30", 30.0),
+        (" 120 ", 120.0),
+        ("0", 0.0),
+        ("Thu, 03 Dec 2026 12:01:30 GMT", 90.0),
+        ("Thu, 03 Dec 2026 11:00:00 GMT", 0.0),
+        ("9" * 400, MAX_RETRY_AFTER_S),
+        ("Sat, 03 Dec 2126 12:00:00 GMT", MAX_RETRY_AFTER_S),
+        ("\u00b2", None),
+        ("-5", None),
+        ("1.5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(
+    header: str | None, seconds: float | None
+) -> None:
+    assert parse_retry_after(header, now_s=NOW.timestamp()) == seconds
 
 
 def test_ladder_stops_after_the_last_attempt() -> None:

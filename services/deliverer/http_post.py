@@ -169,4 +169,10 @@ def json_bytes(document: Any) -> bytes:
 
 def response_text(response: httpx.Response, max_chars: int = 1000) -> str:
     """The start of a response body as text, for error messages."""
-    return response.text[:max_chars].strip()
+    try:
+        text = response.text
+    except (UnicodeError, LookupError):
+        # httpx decodes with the declared charset, and some codecs (UTF-16
+        # without a BOM) raise even in replace mode; the answer still counts.
+        text = response.content.decode("utf-8", errors="replace")
+    return text[:max_chars].strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.deliverer.http_post import transport_outcome
+from services.deliverer.http_post import response_text, transport_outcome
 from services.deliverer.outcome import OutcomeKind, Reason
 
 URL = "https://hooks.slack.com/services/T0001/B0001/s3cr3tT0ken?sig=abc123"
@@ -47,3 +47,11 @@ def test_invalid_url_is_permanent_configuration_error():
 
     assert (outcome.kind, outcome.reason) == (PERMANENT, Reason.INVALID_CONFIG)
     assert "s3cr3tT0ken" not in outcome.error
+
+
+def test_a_body_in_an_undecodable_charset_still_gives_error_text():
+    response = httpx.Response(
+        200, headers={"content-type": "text/plain; charset=utf-16"}, content=b"ok!"
+    )
+
+    assert response_text(response) == "ok!"

@@ -21,7 +21,7 @@ from services.deliverer.topology import TypeTopics
 from switchboard.codec import Codec, CodecError
 from switchboard.config_cache import ChannelRecord, channel_key, encode_channel_event
 from switchboard.jobs import new_command
-from switchboard.kafka import make_producer
+from switchboard.kafka import make_admin, make_producer
 from switchboard.secrets import SecretBox
 from switchboard.settings import Settings
 from switchboard.topics import CONFIG_TOPIC
@@ -242,6 +242,7 @@ class DelivererHarness:
             retry_group=f"test.deliverer.{unique}.retry",
         )
         self.jobs_topic = make_topic("jobs", partitions)
+        _wait_until_listed(self.settings, [self.jobs_topic, *self.topics.all_topics])
         self._options = deliverer_options
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -275,8 +276,29 @@ class DelivererHarness:
         return self
 
     def stop(self) -> None:
-        """Stop the deliverer and wait for it."""
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
+        """Stop the deliverer and wait for it (it may have stopped on its own)."""
+        loop = self._loop
+        if loop is not None and self._stopping is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
             self._thread.join(timeout=90)
+
+
+def _wait_until_listed(
+    settings: Settings, topics: list[str], timeout_s: float = 30.0
+) -> None:
+    """Wait until the broker's metadata lists ``topics`` with their partitions.
+
+    A topic just created can be missing from metadata for a moment on a busy
+    broker, and the deliverer refuses to start without its topics.
+    """
+    admin = make_admin(settings)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = admin.list_topics(timeout=10).topics
+        missing = [t for t in topics if t not in listed or not listed[t].partitions]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics not listed after creation: {missing}")
+        time.sleep(0.1)

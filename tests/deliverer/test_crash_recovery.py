@@ -86,6 +86,9 @@ def test_sigkill_mid_batch_loses_no_job_and_repeats_keep_their_key(
     assert len(seen_before_restart & job_ids) < len(job_ids), "kill came too late"
     mine = [r for r in receiver.received() if r.webhook_id in job_ids]
     assert {r.webhook_id for r in mine} == job_ids
+    # Requests in flight at the kill had no job event yet, so they are sent
+    # again: repeats happen, and each carries its job's key.
+    assert len(mine) > len(job_ids), "no job was sent twice"
     for request in mine:
         assert request.signature_valid
         assert request.json()["job_id"] == request.webhook_id

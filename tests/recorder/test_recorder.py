@@ -270,3 +270,58 @@ def test_nul_in_alert_and_error_text_is_stored_as_a_replacement_character(
     assert alert["labels"] == {"k\ufffd": "v\ufffd"}
     assert last_error == "HTTP 400: bad\ufffdbody"
     assert log == [("HTTP 400: bad\ufffdbody",)]
+
+
+def test_a_later_attempt_never_overwrites_delivered(
+    settings, codec, make_topic, conn
+) -> None:
+    """A duplicate command sent again after delivery (the recorder was behind)
+    fails with a higher attempt number: it is logged, but the job stays
+    delivered."""
+    topic = make_topic("jobs", 1)
+    command = make_command(str(uuid.uuid4()), str(uuid.uuid4()))
+    start = utc_now()
+    events = [
+        job_event(command, JobState.QUEUED, 1, occurred_at=start),
+        job_event(
+            command,
+            JobState.DELIVERED,
+            1,
+            occurred_at=start + timedelta(seconds=1),
+            status_code=200,
+            reason="delivered",
+        ),
+        job_event(
+            command,
+            JobState.RETRYING,
+            2,
+            occurred_at=start + timedelta(seconds=2),
+            status_code=503,
+            reason="http_5xx",
+            next_attempt_at=start + timedelta(seconds=12),
+        ),
+        job_event(
+            command,
+            JobState.DEAD,
+            3,
+            occurred_at=start + timedelta(seconds=13),
+            status_code=400,
+            reason="http_4xx",
+        ),
+    ]
+    _publish(settings, codec, topic, events)
+
+    _record(settings, topic, settings.database_url, len(events))
+
+    row = conn.execute(
+        "SELECT state, attempts, last_status_code, next_attempt_at "
+        "FROM notification_jobs WHERE job_id = %s",
+        (command["job_id"],),
+    ).fetchone()
+    assert row == ("delivered", 1, 200, None)
+    log = conn.execute(
+        "SELECT attempt, state FROM notification_log WHERE job_id = %s "
+        "ORDER BY attempt",
+        (command["job_id"],),
+    ).fetchall()
+    assert log == [(1, "delivered"), (2, "retrying"), (3, "dead")]

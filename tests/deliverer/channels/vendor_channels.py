@@ -149,4 +149,20 @@ def pagerduty_event_validator() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(
         {"$ref": f"{PAGERDUTY_OPENAPI_URI}#{PAGERDUTY_BODY_POINTER}"},
         registry=registry,
+        format_checker=_date_time_checker(),
     )
+
+
+def _date_time_checker() -> jsonschema.FormatChecker:
+    # jsonschema checks "date-time" only with an optional package not installed
+    # here, and the payload's timestamp is declared with that format.
+    checker = jsonschema.FormatChecker()
+
+    @checker.checks("date-time", raises=ValueError)
+    def is_date_time(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return "T" in value.upper() and moment.tzinfo is not None
+
+    return checker

@@ -3,7 +3,8 @@
 The receiver validates every event against PagerDuty's published OpenAPI
 document (the enqueue request body, with ``#/components/…`` references
 resolved against the whole document), and the ``pagerduty`` fixture validates
-every accepted event once more after the test.
+the event of every request after the test, also those answered with a
+programmed failure.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def pagerduty() -> Iterator[PagerDutyReceiver]:
     validator = pagerduty_event_validator()
     with PagerDutyReceiver(event_validator=validator) as receiver:
         yield receiver
-    for event in receiver.accepted:
-        validator.validate(event)
+    # Every request, also those answered with a programmed failure.
+    for exchange in receiver.exchanges:
+        validator.validate(exchange.request.json())
 
 
 @pytest_asyncio.fixture(loop_scope="function")

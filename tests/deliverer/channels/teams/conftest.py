@@ -1,8 +1,9 @@
 """Fixtures for the Teams channel: a local Workflows webhook and the sender.
 
-The receiver validates every card against Microsoft's published Adaptive Card
-1.4 schema, and the ``teams`` fixture validates every card it accepted once
-more after the test, so no card a test produced escapes the schema.
+The receiver validates every card it handles against Microsoft's published
+Adaptive Card 1.4 schema, and the ``teams`` fixture validates the card of every
+request after the test (also those answered with a programmed failure), so no
+card a test sent escapes the schema.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ def teams() -> Iterator[TeamsReceiver]:
     validator = card_validator()
     with TeamsReceiver(card_validator=validator) as receiver:
         yield receiver
-    for card in receiver.cards:
-        validator.validate(card)
+    # Every request, also those answered with a programmed failure.
+    for exchange in receiver.exchanges:
+        for attachment in exchange.request.json()["attachments"]:
+            validator.validate(attachment["content"])
 
 
 @pytest_asyncio.fixture(loop_scope="function")

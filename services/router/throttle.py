@@ -37,6 +37,7 @@ MS_PER_MINUTE = 60_000
 FOLLOW_UP_KINDS = frozenset({"ACKNOWLEDGED", "CLOSED"})
 RESTORE_BATCH = 1000
 RESTORE_POLL_S = 0.05
+RESTORE_FETCH_WAIT_MS = 10
 
 
 def throttle_key(rule_id: str, kind: str, tenant_id: str, alert_id: str) -> str:
@@ -130,6 +131,10 @@ class ThrottleState:
         self._partitions: dict[int, PartitionWindows] = {}
         self._open: list[int] = []
         self._batch = 0
+        # Newest event time per partition before the oldest open batch: an
+        # aborted batch's events are routed again, so they must not have moved
+        # the clock that expire() ends windows by.
+        self._newest_before_open: dict[int, int] = {}
 
     def load(self, partition: int, windows: dict[str, int]) -> None:
         """Take over a partition with the windows read from its changelog."""
@@ -153,6 +158,11 @@ class ThrottleState:
 
     def begin_batch(self) -> None:
         """Open a batch: changes from now on belong to it."""
+        if not self._open:
+            self._newest_before_open = {
+                partition: windows.newest_event_ms
+                for partition, windows in self._partitions.items()
+            }
         self._batch += 1
         self._open.append(self._batch)
 
@@ -218,10 +228,11 @@ class ThrottleState:
             windows.fold(batch)
 
     def rollback(self) -> None:
-        """A transaction aborted: forget every open batch."""
+        """A transaction aborted: forget every open batch and the event times it saw."""
         self._open.clear()
-        for windows in self._partitions.values():
+        for partition, windows in self._partitions.items():
             windows.layers.clear()
+            windows.newest_event_ms = self._newest_before_open.get(partition, 0)
 
 
 class ChangelogReader:
@@ -238,6 +249,10 @@ class ChangelogReader:
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
                 "isolation.level": "read_committed",
+                # A partition ends with a transaction marker that the position
+                # only passes on the next fetch; without this each partition
+                # would hold a rebalance for librdkafka's default 500 ms wait.
+                "fetch.wait.max.ms": RESTORE_FETCH_WAIT_MS,
                 **client_logging(),
             }
         )

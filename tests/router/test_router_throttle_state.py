@@ -129,3 +129,21 @@ def test_a_follow_up_of_a_suppressed_reopen_stays_suppressed() -> None:
     assert state.should_send(0, closed, 15, MINUTE_MS, opened)
     assert not state.should_send(0, opened, 15, 5 * MINUTE_MS)
     assert not state.should_send(0, closed, 15, 6 * MINUTE_MS, opened)
+
+
+def test_rollback_forgets_the_event_time_of_aborted_batches() -> None:
+    """Events of an aborted batch are routed again; until then they must not end
+    a window that a later event of the rewound stream still falls into."""
+    state = state_with_partition()
+    state.begin_batch()
+    assert state.should_send(0, KEY, 10, 0)
+    state.commit()
+    state.begin_batch()
+    state.should_send(0, throttle_key("rule-1", "OPEN", "t", "b"), 10, 12 * MINUTE_MS)
+
+    state.rollback()
+
+    state.begin_batch()
+    state.expire({"rule-1": 10}.get)
+    assert list(state.batch_changes()) == []
+    assert not state.should_send(0, KEY, 10, 5 * MINUTE_MS)

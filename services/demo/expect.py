@@ -186,6 +186,9 @@ def _check_arrival(
     if arrival.channel_type != job.channel_type:
         verdict.wrong_receiver.append((job.job_id, arrival.channel_type))
         return
+    if arrival.event_id is not None and arrival.event_id != str(job.event["event_id"]):
+        verdict.wrong_identity.append((job.job_id, f"event {arrival.event_id}"))
+        return
     verdict.first_arrival.setdefault(job.job_id, arrival)
 
 

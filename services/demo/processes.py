@@ -1,7 +1,7 @@
 """The pipeline's services as separate ``switchboard`` processes.
 
-:class:`Pipeline` starts the API (with its outbox relay), the router, the
-deliverers and the recorder, each its own process with its own log file, all on
+:class:`Pipeline` starts the API, the outbox relay, the router, the deliverers
+and the recorder, each its own process with its own log file, all on
 loopback with private targets allowed and the given retry tiers. It stops them
 with SIGTERM (SIGKILL after a grace period), and lets a test kill one with
 SIGKILL and start it again.
@@ -96,7 +96,7 @@ class ServiceProcess:
 
 @dataclass
 class Pipeline:
-    """API, router, deliverers and recorder as processes; see the module docstring."""
+    """API, relay, router, deliverers and recorder as processes (module docstring)."""
 
     log_dir: Path
     environment: dict[str, str]
@@ -134,7 +134,8 @@ class Pipeline:
 
     def start(self) -> Pipeline:
         """Start every process; returns once the API answers."""
-        self._add("api", ["api", "--port", str(self.api_port)])
+        self._add("api", ["api", "--port", str(self.api_port), "--no-relay"])
+        self._add("relay", ["relay"])
         self._add("router", ["router"])
         for types in self.deliverer_groups:
             name = "deliverer" if len(self.deliverer_groups) == 1 else types[0]

@@ -62,6 +62,9 @@ class Arrival:
     received_at: float
     dedup_key: str | None = None
     kind: str | None = None
+    # The alert's event id where the payload carries it (webhook, MQTT), so a
+    # job id on the wrong event's content is caught.
+    event_id: str | None = None
 
 
 @dataclass
@@ -245,10 +248,17 @@ class Receivers:
 
     def outage(self, channel_type: str, seconds: float, status: int = 503) -> None:
         """Make an HTTP vendor receiver refuse everything for ``seconds``."""
-        receiver = {"slack": self.slack, "teams": self.teams}.get(
-            channel_type, self.pagerduty
-        )
-        receiver.outage = _Outage(status, time.monotonic() + seconds)
+        vendors = {
+            "slack": self.slack,
+            "teams": self.teams,
+            "pagerduty": self.pagerduty,
+        }
+        if channel_type not in vendors:
+            raise ValueError(
+                f"an outage needs an HTTP vendor receiver ({', '.join(vendors)}), "
+                f"not {channel_type}"
+            )
+        vendors[channel_type].outage = _Outage(status, time.monotonic() + seconds)
 
     def addresses(self) -> dict[str, str]:
         """Where each receiver listens, for people to look at."""
@@ -329,7 +339,7 @@ class Receivers:
         found += _vendor_arrivals("teams", self.teams.stamped)
         found += _pagerduty_arrivals(self.pagerduty.stamped)
         found += [
-            Arrival("webhook", r.webhook_id, r.received_at)
+            Arrival("webhook", r.webhook_id, r.received_at, event_id=_event_id(r.body))
             for r in self.webhook.received(HOOK_PATH)
             if r.signature_valid
         ]
@@ -360,7 +370,12 @@ class Receivers:
             return []
         messages: list[RecordedMessage] = list(recorder.messages)
         return [
-            Arrival("mqtt", _mqtt_job(message.payload), stamp)
+            Arrival(
+                "mqtt",
+                _mqtt_job(message.payload),
+                stamp,
+                event_id=_event_id(message.payload),
+            )
             for message, stamp in zip(
                 messages, list(recorder.messages.times), strict=False
             )
@@ -422,3 +437,13 @@ def _mqtt_job(payload: bytes) -> str | None:
         return json.loads(payload).get("id")
     except ValueError:
         return None
+
+
+def _event_id(body: bytes) -> str | None:
+    """The ``alert.event_id`` of a JSON body, or None."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    alert = document.get("alert") if isinstance(document, dict) else None
+    return alert.get("event_id") if isinstance(alert, dict) else None

@@ -1,6 +1,6 @@
 """Fixtures of the end-to-end tests: the whole pipeline as separate processes.
 
-One pipeline (API with relay, router, one deliverer for all seven types,
+One pipeline (API, outbox relay, router, one deliverer for all seven types,
 recorder) runs for the session on the shared stack, with short retry tiers.
 These processes join the real consumer groups, so the fixture stops them with
 SIGTERM at the end. Each test gets its own tenant and its own receivers.

@@ -1,7 +1,7 @@
 """Webhook deliveries per second through the whole deliverer, against bare httpx.
 
-Both sides post the same payloads to the same fast local receiver (a separate
-process), in the same run, with the same concurrency:
+Both sides post the same payloads (those of the same commands) to the same fast
+local receiver (a separate process), in the same run, with the same concurrency:
 
 - bare: an ``httpx.AsyncClient`` loop, no Kafka, no signing, no bookkeeping;
 - full path: commands read from Kafka, channels resolved from notify.config,
@@ -112,7 +112,7 @@ async def bare_rate(url: str, bodies: list[bytes]) -> float:
     return rate
 
 
-def full_path_rate(settings: Settings, url: str, count: int) -> float:
+def full_path_rate(settings: Settings, commands: list[dict]) -> float:
     """Deliveries per second, measured on the acknowledged ``delivered`` events."""
     admin = make_admin(settings)
     suffix = uuid.uuid4().hex[:8]
@@ -125,19 +125,13 @@ def full_path_rate(settings: Settings, url: str, count: int) -> float:
     for future in futures.values():
         future.result(30)
     try:
-        return _measure(settings, url, count, names)
+        return _measure(settings, commands, names)
     finally:
         admin.delete_topics(list(names.values()), operation_timeout=30)
 
 
-def _measure(settings: Settings, url: str, count: int, names: dict[str, str]) -> float:
-    codec = default_codec()
-    tenant = str(uuid.uuid4())
-    channels = [
-        publish_webhook_channel(settings, codec, tenant, url) for _ in range(CHANNELS)
-    ]
-    commands = [make_command(tenant, channels[i % CHANNELS]) for i in range(count)]
-    produce_commands(settings, codec, names["main"], commands)
+def _measure(settings: Settings, commands: list[dict], names: dict[str, str]) -> float:
+    produce_commands(settings, default_codec(), names["main"], commands)
     topics = TypeTopics(
         "webhook",
         names["main"],
@@ -163,7 +157,7 @@ def _measure(settings: Settings, url: str, count: int, names: dict[str, str]) ->
     thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
     thread.start()
     try:
-        return _count_events(settings, names["jobs"], count)
+        return _count_events(settings, names["jobs"], len(commands))
     finally:
         loop_box["loop"].call_soon_threadsafe(loop_box["stop"].set)
         thread.join(60)
@@ -189,6 +183,16 @@ def _count_events(settings: Settings, topic: str, count: int) -> float:
     return (count - first_batch) / elapsed
 
 
+def webhook_commands(settings: Settings, url: str, count: int) -> list[dict]:
+    """``count`` commands over CHANNELS webhook channels published to ``url``."""
+    codec = default_codec()
+    tenant = str(uuid.uuid4())
+    channels = [
+        publish_webhook_channel(settings, codec, tenant, url) for _ in range(CHANNELS)
+    ]
+    return [make_command(tenant, channels[i % CHANNELS]) for i in range(count)]
+
+
 def main() -> None:
     """Run both measurements and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -199,12 +203,10 @@ def main() -> None:
     receiver = start_receiver(port)
     url = f"http://127.0.0.1:{port}/bench"
     try:
-        sample = [
-            encode_payload(build_payload(make_command(str(uuid.uuid4()), "c")))
-            for _ in range(args.deliveries)
-        ]
+        commands = webhook_commands(settings, url, args.deliveries)
+        sample = [encode_payload(build_payload(command)) for command in commands]
         bare = asyncio.run(bare_rate(url, sample))
-        full = full_path_rate(settings, url, args.deliveries)
+        full = full_path_rate(settings, commands)
     finally:
         receiver.terminate()
         receiver.wait(10)

@@ -8,11 +8,16 @@ attempt, ``webhook-signature`` the HMAC-SHA256 of ``id.timestamp.body``.
 Redirects: 307 and 308 are followed once, with the same method, body and
 signature headers; any other redirect is a permanent failure naming the status
 and the Location. Everything else is classified by :func:`classify_http`.
+
+Every request carries the channel's plain headers and its secret headers. The
+deliverer removes secret values from error text; the sender also removes the
+bare tokens of secret headers (a receiver refusing ``Bearer abc`` tends to quote
+only ``abc``), which only the webhook channel knows how to find.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,9 +25,11 @@ import httpx
 from standardwebhooks import Webhook
 
 from services.deliverer.channels.base import ResolvedChannel
+from services.deliverer.channels.webhook.config import credential_variants
 from services.deliverer.channels.webhook.payload import build_payload, encode_payload
 from services.deliverer.clients import ClientPool
 from services.deliverer.outcome import Outcome, Reason, classify_http
+from services.deliverer.redact import redact, secret_values
 from services.deliverer.targets import check_target
 from services.deliverer.text import truncate_chars
 from switchboard.settings import Settings
@@ -60,14 +67,17 @@ class Sender:
     async def send(self, command: dict[str, Any], channel: ResolvedChannel) -> Outcome:
         """POST the command's payload to the channel's URL and classify the answer."""
         body = encode_payload(build_payload(command))
+        secret_headers = getattr(channel.secrets, "secret_headers", None) or {}
         headers = {
             **channel.config.headers,
+            **secret_headers,
             **self._signature_headers(command["job_id"], body, channel.secrets),
             "content-type": "application/json",
         }
         url = httpx.URL(str(channel.config.url))
         async with self._clients.client(channel.id) as client:
-            return await self._post_following(client, url, body, headers, channel)
+            outcome = await self._post_following(client, url, body, headers, channel)
+        return _without_credentials(outcome, secret_headers)
 
     async def _post_following(
         self,
@@ -163,6 +173,17 @@ async def _bounded_body(response: httpx.Response) -> str:
     raw = b"".join(chunks)[:MAX_RESPONSE_BYTES]
     text = raw.decode(response.encoding or "utf-8", errors="replace")
     return truncate_chars(text.strip(), MAX_RESPONSE_CHARS)
+
+
+def _without_credentials(outcome: Outcome, secret_headers: dict[str, str]) -> Outcome:
+    """``outcome`` with the secret headers' values and bare tokens removed."""
+    if not outcome.error or not secret_headers:
+        return outcome
+    hidden = secret_values(
+        [*secret_headers.values(), *credential_variants(secret_headers)]
+    )
+    error = redact(outcome.error, hidden)
+    return outcome if error == outcome.error else replace(outcome, error=error)
 
 
 def _describe(error: httpx.HTTPError) -> str:

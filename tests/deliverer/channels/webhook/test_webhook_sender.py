@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks import Webhook
 
+from services.deliverer.channels.webhook.config import Secrets, credential_variants
 from services.deliverer.channels.webhook.payload import PAYLOAD_VERSION
 from services.deliverer.channels.webhook.sender import (
     MAX_RESPONSE_CHARS,
@@ -14,6 +17,7 @@ from services.deliverer.channels.webhook.sender import (
     signature_headers,
 )
 from services.deliverer.outcome import OutcomeKind, Reason
+from services.deliverer.redact import REDACTED
 from services.receivers.webhook import Reply
 from switchboard.settings import Settings
 from tests.deliverer.helpers import SIGNING_SECRET, make_command, resolved_webhook
@@ -191,3 +195,57 @@ async def test_without_a_secret_the_request_is_unsigned_but_identified(
     [request] = receiver.received()
     assert request.webhook_id == command["job_id"]
     assert "webhook-signature" not in request.headers
+
+
+TOKEN = "hdr-t0ken-5b7e1d"
+
+
+def _with_secret_headers(url: str, **config: object):
+    channel = resolved_webhook(url, **config)
+    secrets = Secrets(
+        signing_secret=SIGNING_SECRET,
+        secret_headers={"Authorization": f"Bearer {TOKEN}", "X-Api-Key": "k3y-0a9f"},
+    )
+    return dataclasses.replace(channel, secrets=secrets)
+
+
+async def test_secret_headers_are_sent_with_the_plain_ones(receiver) -> None:
+    sender = Sender(LOOPBACK)
+    channel = _with_secret_headers(receiver.url(), headers={"X-Team": "noc"})
+    try:
+        outcome = await sender.send(make_command("t", "c"), channel)
+    finally:
+        await sender.close()
+
+    assert outcome.kind is OutcomeKind.DELIVERED
+    [request] = receiver.received()
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["x-api-key"] == "k3y-0a9f"
+    assert request.headers["x-team"] == "noc"
+    assert request.signature_valid is True
+
+
+@pytest.mark.parametrize(
+    "echo", [f"bad credentials: Bearer {TOKEN}", f"unknown token {TOKEN}", "k3y-0a9f"]
+)
+async def test_a_secret_header_quoted_back_is_redacted(receiver, echo: str) -> None:
+    receiver.plan("/echo", [Reply(401, body=f"refused: {echo}".encode())])
+    sender = Sender(LOOPBACK)
+    try:
+        outcome = await sender.send(
+            make_command("t", "c"), _with_secret_headers(receiver.url("/echo"))
+        )
+    finally:
+        await sender.close()
+
+    assert outcome.kind is OutcomeKind.PERMANENT
+    assert TOKEN not in outcome.error and "k3y-0a9f" not in outcome.error
+    assert REDACTED in outcome.error
+
+
+def test_basic_credentials_are_redacted_in_every_form() -> None:
+    token = base64.b64encode(b"ops:pa55-w0rd").decode()
+    variants = credential_variants({"Authorization": f"Basic {token}"})
+
+    assert {token, "ops:pa55-w0rd", "pa55-w0rd"} <= set(variants)
+    assert credential_variants(None) == ()

@@ -78,10 +78,13 @@ def test_partial_update_merges_config_and_keeps_secrets(tenant: TenantKey) -> No
     assert body["name"] == "renamed"
     assert body["config"]["url"] == WEBHOOK["config"]["url"]
     assert body["config"]["headers"] == {"X-Env": "prod"}
-    assert body["secrets_set"] == {"signing_secret": True}
+    assert body["secrets_set"] == {"signing_secret": True, "secret_headers": False}
 
     cleared = tenant.client.patch(url, json={"secrets": {"signing_secret": None}})
-    assert cleared.json()["secrets_set"] == {"signing_secret": False}
+    assert cleared.json()["secrets_set"] == {
+        "signing_secret": False,
+        "secret_headers": False,
+    }
 
 
 def test_update_names_the_merged_field_that_is_wrong(tenant: TenantKey) -> None:
@@ -319,3 +322,120 @@ def test_changing_the_snmp_version_asks_for_its_secrets(tenant: TenantKey) -> No
 
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["field"] == "secrets.auth_key"
+
+
+BEARER = "Bearer hdr-t0ken-4f9a2c"
+
+
+def test_secret_headers_are_write_only_and_encrypted(
+    tenant: TenantKey, conn: psycopg.Connection, settings
+) -> None:
+    from switchboard.secrets import SecretBox
+
+    body = copy.deepcopy(WEBHOOK)
+    body["config"]["headers"] = {"X-Team": "noc"}
+    body["secrets"]["secret_headers"] = {"Authorization": BEARER, "X-Api-Key": "k-77"}
+
+    created = _create(tenant, body)
+    url = f"{BASE}/{created['id']}"
+
+    assert created["secrets_set"] == {"signing_secret": True, "secret_headers": True}
+    assert created["config"]["headers"] == {"X-Team": "noc"}
+    for text in (tenant.client.get(BASE).text, tenant.client.get(url).text):
+        assert "hdr-t0ken" not in text and "k-77" not in text
+    config, token = conn.execute(
+        "SELECT config::text, secrets_encrypted FROM notification_channels"
+        " WHERE id = %s",
+        (created["id"],),
+    ).fetchone()
+    assert "hdr-t0ken" not in config and "hdr-t0ken" not in token
+    stored = SecretBox.from_settings(settings).decrypt(token)
+    assert stored["secret_headers"] == {"Authorization": BEARER, "X-Api-Key": "k-77"}
+    payloads = conn.execute(
+        "SELECT payload FROM config_outbox WHERE message_key = %s",
+        (f"channel:{created['id']}",),
+    ).fetchall()
+    assert payloads and all(b"hdr-t0ken" not in row[0] for row in payloads)
+
+    cleared = tenant.client.patch(url, json={"secrets": {"secret_headers": None}})
+    assert cleared.json()["secrets_set"]["secret_headers"] is False
+    emptied = tenant.client.patch(url, json={"secrets": {"secret_headers": {}}})
+    assert emptied.json()["secrets_set"]["secret_headers"] is False
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Authorization",
+        "proxy-authorization",
+        "Cookie",
+        "X-Auth-Token",
+        "X-Api-Key",
+        "X-APIKEY",
+        "X-Webhook-Secret",
+        "X-Password",
+    ],
+)
+def test_credential_headers_in_plain_config_are_refused(
+    tenant: TenantKey, name: str
+) -> None:
+    body = copy.deepcopy(WEBHOOK)
+    body["config"]["headers"] = {"X-Team": "noc", name: BEARER}
+
+    response = tenant.client.post(BASE, json=body)
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["field"] == "config.headers"
+    assert name in problem["problem"] and "secrets.secret_headers" in problem["problem"]
+    assert "hdr-t0ken" not in response.text
+
+
+def test_credentials_kept_in_clear_are_refused_on_update_too(
+    tenant: TenantKey,
+) -> None:
+    created = _create(tenant, WEBHOOK)
+    url = f"{BASE}/{created['id']}"
+
+    plain = tenant.client.patch(
+        url, json={"config": {"headers": {"Authorization": BEARER}}}
+    )
+    userinfo = tenant.client.patch(
+        url, json={"config": {"url": "https://ops:pw-9z@hooks.example.com/in"}}
+    )
+    twice = tenant.client.patch(
+        url,
+        json={
+            "config": {"headers": {"X-Env": "prod"}},
+            "secrets": {"secret_headers": {"x-env": "prod"}},
+        },
+    )
+
+    assert plain.status_code == 422
+    assert plain.json()["detail"][0]["field"] == "config.headers"
+    assert userinfo.status_code == 422, userinfo.text
+    assert userinfo.json()["detail"][0]["field"] == "config.url"
+    assert "pw-9z" not in userinfo.text
+    assert twice.status_code == 422
+    assert twice.json()["detail"][0]["field"] == "secrets.secret_headers"
+
+
+@pytest.mark.parametrize(
+    ("headers", "field"),
+    [
+        ({"Bad Name": "x"}, "secrets.secret_headers"),
+        ({"webhook-signature": "x"}, "secrets.secret_headers"),
+        ({"Authorization": "Bearer a\r\nX-Injected: 1"}, "secrets.secret_headers"),
+    ],
+)
+def test_secret_headers_are_checked_like_headers_without_quoting_values(
+    tenant: TenantKey, headers: dict, field: str
+) -> None:
+    body = copy.deepcopy(WEBHOOK)
+    body["secrets"]["secret_headers"] = headers
+
+    response = tenant.client.post(BASE, json=body)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["field"] == field
+    assert "X-Injected" not in response.text

@@ -44,7 +44,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "url": "https://alerts.example.com/hooks/switchboard",
             "headers": {"X-Team": "noc"},
         },
-        "secrets": {"signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+        "secrets": {
+            "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "secret_headers": {"Authorization": "Bearer 0123456789abcdef"},
+        },
     },
     "snmp": {
         "config": {"host": "traps.example.com", "port": 162, "version": "v2c"},

@@ -144,7 +144,7 @@ async def create(request: Request, api: Api, form: Form, channel_type: str) -> R
         "name": str(form.get("name") or ""),
         "enabled": form.get("enabled") is not None,
         "config": settings_body(settings, form, problems, editing=False),
-        "secrets": secrets_body(secrets, form, editing=False),
+        "secrets": secrets_body(secrets, form, editing=False, problems=problems),
     }
     answer = await api.call("POST", API, body) if not problems else None
     if answer is None or not answer.ok:
@@ -189,7 +189,7 @@ async def update(
         "name": str(form.get("name") or ""),
         "enabled": form.get("enabled") is not None,
         "config": settings_body(settings, form, problems, editing=True),
-        "secrets": secrets_body(secrets, form, editing=True),
+        "secrets": secrets_body(secrets, form, editing=True, problems=problems),
     }
     answer = (
         await api.call("PATCH", f"{API}/{channel_id}", body) if not problems else None

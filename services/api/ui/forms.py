@@ -43,6 +43,9 @@ _WORDS = {
     "to": "To",
     "s": "(seconds)",
 }
+# Labels that must not contain another input's label, so that a voice-control
+# user saying "Headers" (or a label search) finds exactly one input.
+_LABELS = {"secrets.secret_headers": "Secret header lines"}
 # Free-text fields that hold more than one line.
 _LONG_TEXT_SUFFIXES = ("template", "_pem")
 TYPE_TITLES = {
@@ -70,6 +73,8 @@ class FormField:
     value: Any = None
     empty_choice: str = "(none)"
     secret_set: bool = False
+    # A secret that holds several ``Name: value`` lines (secret headers).
+    multiline: bool = False
     error: str = ""
 
     @property
@@ -179,7 +184,10 @@ def channel_fields(
     secrets = []
     for name, info in spec.secrets_model.model_fields.items():
         secret = _form_field("secrets.", name, info)
+        # Write-only like every secret: never filled in, whatever its shape.
+        secret.multiline = secret.kind == "pairs"
         secret.kind, secret.value = "secret", ""
+        secret.label = _LABELS.get(secret.name, secret.label)
         secret.secret_set = bool((secrets_set or {}).get(name))
         secrets.append(secret)
     return settings, secrets
@@ -269,13 +277,25 @@ def settings_body(
 
 
 def secrets_body(
-    fields: list[FormField], form: FormData, editing: bool
+    fields: list[FormField],
+    form: FormData,
+    editing: bool,
+    problems: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``secrets`` body: only what was typed in, plus null for cleared ones."""
+    """The ``secrets`` body: only what was typed in, plus null for cleared ones.
+
+    A multi-line secret (``Name: value`` per line) replaces the stored one as a
+    whole; a line it cannot read is a problem of that input (never quoted).
+    """
     body: dict[str, Any] = {}
     for secret in fields:
         typed = str(form.get(secret.name) or "").strip()
-        if typed:
+        if typed and secret.multiline:
+            found: dict[str, str] = {}
+            body[_key(secret)] = _pairs(typed, secret.name, found)
+            if found and problems is not None:
+                problems[secret.name] = "write each header as Name: value"
+        elif typed:
             body[_key(secret)] = typed
         elif editing and form.get(f"clear.{secret.name}") is not None:
             body[_key(secret)] = None

@@ -8,7 +8,10 @@ validation in :mod:`services.cutover.create`, and every problem is reported
 under the new field name together with the old key it came from.
 
 Old keys a converter does not know are reported as warnings, never silently
-lost; old keys that hold secrets go to ``Secrets`` and are never shown.
+lost; old keys that hold secrets go to ``Secrets`` and are never shown. The old
+webhook kept credentials in plain headers and in the URL's user and password;
+they move to the channel's encrypted secret headers, since the API refuses them
+in plain configuration.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from services.cutover.legacy import LegacyIntegration
+from services.deliverer.channels.webhook.config import is_credential_header
 
-# Header names that usually carry a credential; the webhook channel keeps
-# headers as plain configuration, so the plan warns and masks their values.
+# Header names whose values reports mask, wherever they appear: wider than the
+# names the webhook channel keeps secret, since a report shows what it cannot
+# be sure about.
 CREDENTIAL_HEADER = re.compile(r"auth|token|key|secret|cookie|password", re.IGNORECASE)
 STANDARD_WEBHOOKS_PREFIX = "whsec_"
 # Implicit TLS (SMTPS) port; any other port with TLS on means STARTTLS.
@@ -118,15 +124,16 @@ def convert(integration: LegacyIntegration) -> Draft:
 
 
 def _webhook(old: _Builder) -> Draft:
-    old.copy("config", "url")
+    url, basic = _without_userinfo(old.get("url"))
+    old.put("config", "url", "url", url)
     headers = old.get("headers")
-    old.put("config", "headers", "headers", headers)
-    if isinstance(headers, dict):
-        for name in sorted(h for h in headers if CREDENTIAL_HEADER.search(str(h))):
-            old.warnings.append(
-                f"header {name} looks like a credential; webhook headers are plain "
-                "configuration (not encrypted, shown by the API)"
-            )
+    if headers is None or isinstance(headers, dict):
+        _split_headers(old, headers or {}, basic)
+    else:
+        # Not a map: validation names the old key; the URL's credential stays.
+        old.put("config", "headers", "headers", headers)
+        secret_headers = {"Authorization": basic} if basic else None
+        old.put("secrets", "secret_headers", "url", secret_headers)
     secret = old.get("secret")
     if isinstance(secret, str) and secret:
         old.put("secrets", "signing_secret", "secret", signing_secret(secret))
@@ -137,6 +144,57 @@ def _webhook(old: _Builder) -> Draft:
     else:
         old.put("secrets", "signing_secret", "secret", secret or None)
     return old.draft("webhook")
+
+
+def _split_headers(old: _Builder, headers: dict[str, Any], basic: str | None) -> None:
+    """Plain headers to the config; credentials to the encrypted secret headers."""
+    plain = {k: v for k, v in headers.items() if not is_credential_header(str(k))}
+    secret = {k: v for k, v in headers.items() if is_credential_header(str(k))}
+    if basic is not None:
+        if any(str(k).lower() == "authorization" for k in secret):
+            # Two credentials for one request: the operator must choose.
+            old.problems.append(
+                (
+                    "config.url",
+                    "the URL has a user and password and the headers an "
+                    "Authorization; keep one of them",
+                )
+            )
+        else:
+            secret["Authorization"] = basic
+            old.warnings.append(
+                "the URL's user and password moved to an Authorization: Basic "
+                "header in the encrypted secret headers; requests are as before"
+            )
+    old.put("config", "headers", "headers", plain)
+    old.put("secrets", "secret_headers", "headers", secret or None)
+    moved = sorted((str(k) for k in headers if str(k) in secret), key=str.lower)
+    for name in moved:
+        old.warnings.append(
+            f"header {name} moved to the encrypted secret headers "
+            "(secrets.secret_headers); it is sent as before"
+        )
+
+
+def _without_userinfo(url: Any) -> tuple[Any, str | None]:
+    """The URL without user and password, and them as a Basic Authorization value.
+
+    HTTP clients send a URL's user and password as Basic authentication, so the
+    header keeps every request as it was while the URL holds no credential.
+    """
+    if not isinstance(url, str):
+        return url, None
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return url, None
+    if "@" not in parts.netloc:
+        return url, None
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    stripped = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return stripped, f"Basic {token}"
 
 
 def signing_secret(secret: str) -> str:
@@ -173,25 +231,11 @@ def _snmp(old: _Builder) -> Draft:
         "priv_protocol",
         _protocol(old.get("priv_protocol"), {"AES128": "AES"}),
     )
+    # The credentials the version and protocols need are checked as the API
+    # checks them at save (the model's secret_problems), under these names.
     for name in ("community", "auth_key", "priv_key"):
         old.copy("secrets", name)
-    _check_snmp_credentials(old)
     return old.draft("snmp")
-
-
-def _check_snmp_credentials(old: _Builder) -> None:
-    """Report what the SNMP sender would refuse at every send, at plan time instead.
-
-    The models accept a channel without its credentials (a customer may add them
-    later), but a converted channel must work from its first alert.
-    """
-    config, secrets = old.config, old.secrets
-    if config.get("version", "v2c") == "v2c" and not secrets.get("community"):
-        old.problems.append(("secrets.community", "SNMP v2c needs a community"))
-    if config.get("auth_protocol") and not secrets.get("auth_key"):
-        old.problems.append(("secrets.auth_key", "auth_protocol needs an auth_key"))
-    if config.get("priv_protocol") and not secrets.get("priv_key"):
-        old.problems.append(("secrets.priv_key", "priv_protocol needs a priv_key"))
 
 
 def _snmp_version(value: Any) -> Any:

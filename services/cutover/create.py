@@ -3,7 +3,9 @@
 The API's route handlers validate a request body against the models in
 ``services.api.models`` (built from each channel type's ``Config`` and
 ``Secrets`` in ``CHANNEL_SPECS``), refuse text PostgreSQL cannot store, refuse
-targets on private addresses unless the operator allows them
+what the channel type's ``secret_problems`` finds at save (a secret the
+settings need, a credential kept in plain configuration), refuse targets on
+private addresses unless the operator allows them
 (``services.api.targets``), encrypt secrets with :class:`SecretBox` and write an
 outbox row in the same transaction (``services.api.outbox``). Those steps live
 inside the handlers, so this module puts the same calls behind plain functions
@@ -83,10 +85,13 @@ def validate_channel(
     secrets_json = created.secrets.model_dump(mode="json", exclude_none=True)
     _check_storable(created.name, config_json, secrets_json)
 
+    # What the API refuses when a channel is saved: a secret its settings need
+    # and lack, a credential in plain configuration, a private target.
+    problems = created.config.secret_problems(created.secrets)
     if not allow_private_targets:
-        refused = refused_targets(channel_type, created.config, created.secrets)
-        if refused:
-            raise InvalidInput(refused)
+        problems += refused_targets(channel_type, created.config, created.secrets)
+    if problems:
+        raise InvalidInput(problems)
     return ValidChannel(
         channel_type, created.name, created.enabled, config_json, secrets_json
     )

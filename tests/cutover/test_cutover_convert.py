@@ -91,7 +91,7 @@ def test_snmp_v1_and_missing_credentials_name_the_old_field() -> None:
         "snmp", {"host": HOST, "version": "1", "community": "c"}
     )
     assert problems("snmp", {"host": HOST}) == {
-        "secrets.community (old config.community)": "SNMP v2c needs a community"
+        "secrets.community (old config.community)": "SNMP v2c needs community"
     }
     assert "secrets.priv_key (old config.priv_key)" in problems(
         "snmp",
@@ -274,3 +274,43 @@ def test_two_routes_of_one_integration_that_can_both_match_are_warned_about(
     plan = plan_of(target, routes=(route(target, **first), route(target, **second)))
     warned = [w for w in plan.warnings if "can both match one alert" in w]
     assert bool(warned) is overlap
+
+
+def test_credential_headers_move_to_the_encrypted_secret_headers() -> None:
+    headers = {
+        "X-Team": "noc",
+        "Authorization": "Bearer t0k3n-aa",
+        "X-Api-Key": "k3y-bb",
+        "Cookie": "session=c00kie",
+    }
+    plan = plan_of(
+        integration("webhook", {"url": f"https://{HOST}/h", "headers": headers})
+    )
+    channel = plan.channels[0].channel
+    assert channel is not None
+
+    assert channel.config["headers"] == {"X-Team": "noc"}
+    assert channel.secrets["secret_headers"] == {
+        "Authorization": "Bearer t0k3n-aa",
+        "X-Api-Key": "k3y-bb",
+        "Cookie": "session=c00kie",
+    }
+    moved = [w for w in plan.channels[0].warnings if "moved to the encrypted" in w]
+    assert [w.split()[1] for w in moved] == ["Authorization", "Cookie", "X-Api-Key"]
+    assert not any("t0k3n" in w or "k3y-bb" in w for w in plan.channels[0].warnings)
+
+
+def test_a_url_user_and_password_become_a_basic_authorization_header() -> None:
+    config, secrets = converted(
+        "webhook", {"url": f"https://ops:p%40ss@{HOST}:8443/h?x=1"}
+    )
+
+    assert config["url"] == f"https://{HOST}:8443/h?x=1"
+    assert secrets["secret_headers"] == {
+        "Authorization": "Basic " + base64.b64encode(b"ops:p@ss").decode()
+    }
+    both = problems(
+        "webhook",
+        {"url": f"https://ops:pw@{HOST}/h", "headers": {"Authorization": "Bearer x"}},
+    )
+    assert "keep one of them" in both["config.url"]

@@ -63,9 +63,19 @@ def old_installation(url: str, integrations: list[tuple[str, dict]]) -> None:
             )
 
 
+OLD_AUTHORIZATION = "Bearer old-hook-t0ken"
+
+
 def web_and_mqtt(webhook_url: str, topic: str) -> list[tuple[str, dict]]:
     return [
-        ("webhook", {"url": webhook_url, "secret": OLD_SECRET}),
+        (
+            "webhook",
+            {
+                "url": webhook_url,
+                "secret": OLD_SECRET,
+                "headers": {"X-Team": "noc", "Authorization": OLD_AUTHORIZATION},
+            },
+        ),
         (
             "mqtt",
             {
@@ -167,6 +177,9 @@ async def test_converted_webhook_and_mqtt_channels_deliver(
         hmac.new(OLD_SECRET.encode(), signed, hashlib.sha256).digest()
     ).decode()
     assert f"v1,{expected}" in request.headers["webhook-signature"].split()
+    # The credential header now travels from the encrypted secret headers.
+    assert request.headers["authorization"] == OLD_AUTHORIZATION
+    assert request.headers["x-team"] == "noc"
 
     mqtt = channels["mqtt"]
     async with MqttRecorder(

@@ -32,6 +32,7 @@ from services.deliverer.limits import KeyedLimiter
 from services.deliverer.outcome import Outcome, OutcomeKind, Reason
 from services.deliverer.redact import redact
 from services.deliverer.resolve import ChannelResolver
+from services.deliverer.retry_tally import RetryTally
 from services.deliverer.topology import TypeTopics
 from switchboard.codec import Codec
 from switchboard.domain import JobState
@@ -101,6 +102,7 @@ class Pipeline:
             for channel_type, t in topics.items()
         }
         self._per_channel = KeyedLimiter(per_channel)
+        self._retries = RetryTally()
 
     async def handle(self, item: Incoming, served_type: str, delivered: bool) -> None:
         """Process one consumed message; returns once its outcome is durable."""
@@ -226,7 +228,8 @@ class Pipeline:
                 next_attempt_at=plan.not_before,
             ),
         )
-        log.info(
+        # Normal flow per job: DEBUG, or a channel that is down floods the log.
+        log.debug(
             "retry scheduled",
             extra={
                 **_fields(command),
@@ -234,6 +237,7 @@ class Pipeline:
                 "tier": plan.tier.label,
             },
         )
+        self._retries.count(str(command["channel_type"]), str(outcome.reason))
 
     async def _give_up(
         self,
@@ -262,7 +266,7 @@ class Pipeline:
 
     async def _cancel(self, command: dict[str, Any], outcome: Outcome) -> None:
         await self._job_event(command, JobState.CANCELLED, outcome, outcome.error, None)
-        log.info("job cancelled", extra={**_fields(command), "reason": outcome.reason})
+        log.debug("job cancelled", extra={**_fields(command), "reason": outcome.reason})
 
     async def _job_event(
         self,

@@ -1,0 +1,55 @@
+"""One INFO line a minute about scheduled retries, instead of one per retry.
+
+Each retry is logged at DEBUG; a channel that goes down would otherwise fill
+the log with a line per job and attempt. Operators still see at INFO that
+retries are happening, how many and why, at most once per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+SUMMARY_INTERVAL_S = 60.0
+
+
+class RetryTally:
+    """Counts scheduled retries by channel type and reason; logs them in summary."""
+
+    def __init__(
+        self,
+        interval_s: float = SUMMARY_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Log at most one summary per ``interval_s`` seconds of ``clock``."""
+        self._interval_s = interval_s
+        self._clock = clock
+        self._counts: Counter[str] = Counter()
+        self._since = clock()
+        self._last_logged = float("-inf")
+
+    def count(self, channel_type: str, reason: str) -> None:
+        """Count one retry; log the summary if the last one is old enough."""
+        self._counts[f"{channel_type}/{reason}"] += 1
+        now = self._clock()
+        if now - self._last_logged < self._interval_s:
+            return
+        # The first retry after a quiet spell is logged at once, so the start
+        # of an outage shows up without waiting for the interval.
+        log.info(
+            "retries scheduled",
+            extra={
+                "count": sum(self._counts.values()),
+                "by_reason": ",".join(
+                    f"{key}={n}" for key, n in sorted(self._counts.items())
+                ),
+                "since_s": round(now - self._since, 1),
+            },
+        )
+        self._counts.clear()
+        self._since = now
+        self._last_logged = now

@@ -69,6 +69,23 @@ def conflict(field: str, problem: str) -> ApiError:
     return ApiError(409, [(field, problem)])
 
 
+def refuse_unknown_query(request: Request, known: Iterable[str] = ()) -> None:
+    """Raise a 422 naming every query parameter not in ``known``.
+
+    List endpoints use it so that a misspelt filter is an error instead of an
+    unfiltered answer that looks filtered.
+    """
+    allowed = sorted(known)
+    takes = (
+        f"this list takes {', '.join(allowed)}" if allowed else "this list takes none"
+    )
+    unknown = sorted({name for name in request.query_params if name not in allowed})
+    if unknown:
+        raise ApiError(
+            422, [(name, f"unknown query parameter; {takes}") for name in unknown]
+        )
+
+
 def dotted(loc: Iterable[Any]) -> str:
     """A pydantic error location as a dotted path without the leading ``body``."""
     parts = [str(part) for part in loc]

@@ -107,7 +107,9 @@ def test_filters_and_cursor_paging(tenant: TenantKey, conn: psycopg.Connection) 
         assert response.status_code == 200, response.text
         return [item["job_id"] for item in response.json()["items"]]
 
-    assert only(status="dead") == [str(dead)]
+    assert only(state="dead") == [str(dead)]
+    assert only(status="dead") == [str(dead)], "the deprecated alias still filters"
+    assert only(state="dead", status="dead") == [str(dead)]
     assert only(alert_id="a-2") == [str(dead)]
     assert only(channel_id=str(channel)) == [str(i) for i in reversed(ids[1::2])]
     since, until = (START + timedelta(minutes=2)), (START + timedelta(minutes=4))
@@ -126,6 +128,9 @@ def forged_cursor(parts: object) -> str:
     ("params", "field"),
     [
         ({"status": "lost"}, "status"),
+        ({"state": "lost"}, "state"),
+        ({"state": "dead", "status": "queued"}, "status"),
+        ({"sate": "dead"}, "sate"),
         ({"cursor": "!!!"}, "cursor"),
         ({"cursor": forged_cursor(["2026-01-01", 1])}, "cursor"),
         ({"cursor": forged_cursor([1, str(uuid.uuid4())])}, "cursor"),
@@ -273,3 +278,32 @@ def test_test_notification_goes_through_the_pipeline(
     assert command["alert"]["alert_type"] == "test"
     assert command["alert"]["event_id"] == response.json()["event_id"]
     assert found["JobEvent"]["state"] == "queued"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [JOBS, "/customer/notification-channels", "/customer/notification-routing-rules"],
+)
+def test_an_unknown_query_parameter_is_named_not_ignored(
+    tenant: TenantKey, path: str
+) -> None:
+    response = tenant.client.get(path, params={"limit": 5, "chanel_id": "x"})
+
+    assert response.status_code == 422, response.text
+    problems = {p["field"]: p["problem"] for p in response.json()["detail"]}
+    assert "chanel_id" in problems
+    assert problems["chanel_id"].startswith("unknown query parameter")
+    if path == JOBS:
+        assert set(problems) == {"chanel_id"}
+        assert "channel_id" in problems["chanel_id"]
+
+
+def test_the_openapi_document_names_state_and_marks_status_deprecated(
+    tenant: TenantKey,
+) -> None:
+    document = tenant.client.get("/openapi.json").json()
+    parameters = {p["name"]: p for p in document["paths"][JOBS]["get"]["parameters"]}
+
+    assert "deprecated" not in parameters["state"]
+    assert parameters["status"]["deprecated"] is True
+    assert "alias of `state`" in parameters["status"]["description"]

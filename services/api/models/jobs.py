@@ -16,7 +16,13 @@ MAX_PAGE = 200
 class JobQuery(BaseModel):
     """Filters and paging of the job list; every filter given must hold."""
 
-    status: JobState | None = Field(None, description="Only jobs in this state.")
+    state: JobState | None = Field(
+        None, description="Only jobs in this state (each job's `state` field)."
+    )
+    # The first name of the state filter, kept so existing clients keep working.
+    status: JobState | None = Field(
+        None, deprecated=True, description="Deprecated alias of `state`."
+    )
     channel_id: uuid.UUID | None = Field(None, description="Only this channel's jobs.")
     rule_id: uuid.UUID | None = Field(None, description="Only this rule's jobs.")
     alert_id: str | None = Field(
@@ -32,6 +38,12 @@ class JobQuery(BaseModel):
         None, max_length=500, description="`next_cursor` of the previous page."
     )
     limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE, description="Page size.")
+
+    def chosen_state(self) -> JobState | None:
+        """The state filter, given as ``state`` or as its alias ``status``."""
+        # Read through model_dump: pydantic warns on every attribute access to
+        # a deprecated field.
+        return self.state or self.model_dump(include={"status"})["status"]
 
 
 class JobPublic(BaseModel):

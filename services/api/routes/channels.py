@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Request, Response
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +20,7 @@ from services.api.errors import (
     conflict,
     not_found,
     problems_of,
+    refuse_unknown_query,
 )
 from services.api.models.channels import (
     ChannelCreate,
@@ -105,8 +106,11 @@ def _stored_forms(
 
 
 @router.get("", response_model=ChannelList, summary="List channels")
-def list_channels(state: State, conn: Conn, tenant: Tenant) -> dict[str, Any]:
-    """Every channel of the tenant, ordered by name."""
+def list_channels(
+    request: Request, state: State, conn: Conn, tenant: Tenant
+) -> dict[str, Any]:
+    """Every channel of the tenant, ordered by name; it takes no query parameter."""
+    refuse_unknown_query(request)
     rows = conn.execute(
         "SELECT * FROM notification_channels WHERE tenant_id = %s ORDER BY name, id",
         (tenant,),

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from services.api.deps import Conn, State, Tenant
 from services.api.errors import (
@@ -25,6 +25,7 @@ from services.api.errors import (
     ErrorBody,
     conflict,
     not_found,
+    refuse_unknown_query,
 )
 from services.api.models.common import require_storable
 from services.api.models.jobs import JobDetail, JobPage, JobQuery, RetryQueued
@@ -65,7 +66,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 def _where(tenant: uuid.UUID, query: JobQuery) -> tuple[str, list[Any]]:
     clauses, params = ["tenant_id = %s"], [tenant]
     given = {
-        "state = %s": str(query.status) if query.status else None,
+        "state = %s": str(state) if (state := query.chosen_state()) else None,
         "channel_id = %s": query.channel_id,
         "rule_id = %s": query.rule_id,
         "alert_id = %s": query.alert_id,
@@ -82,11 +83,34 @@ def _where(tenant: uuid.UUID, query: JobQuery) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
+def _known_filters(request: Request) -> None:
+    """Refuse a query parameter the list does not take, and two differing states.
+
+    An unknown parameter (a typo, or a filter this list does not have) would
+    otherwise be ignored, and the answer would look filtered while it is not.
+    """
+    refuse_unknown_query(request, JobQuery.model_fields)
+    given = request.query_params
+    if "state" in given and "status" in given and given["state"] != given["status"]:
+        raise ApiError(
+            422,
+            [("status", "`status` is an alias of `state`; give one of them")],
+        )
+
+
 @router.get("", response_model=JobPage, summary="List jobs")
 def list_jobs(
-    conn: Conn, tenant: Tenant, query: Annotated[JobQuery, Query()]
+    request: Request,
+    conn: Conn,
+    tenant: Tenant,
+    query: Annotated[JobQuery, Query()],
 ) -> dict[str, Any]:
-    """The tenant's jobs, newest first, filtered, one page at a time."""
+    """The tenant's jobs, newest first, filtered, one page at a time.
+
+    Filter by `state` (each job's `state`; `status` is a deprecated alias).
+    A query parameter the list does not take is a 422 naming it.
+    """
+    _known_filters(request)
     require_storable(query.alert_id or "", "alert_id")
     where, params = _where(tenant, query)
     rows = conn.execute(

@@ -5,11 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from services.api import outbox
 from services.api.deps import Conn, State, Tenant
-from services.api.errors import ERROR_RESPONSES, ApiError, not_found
+from services.api.errors import (
+    ERROR_RESPONSES,
+    ApiError,
+    not_found,
+    refuse_unknown_query,
+)
 from services.api.models.common import require_storable
 from services.api.models.rules import (
     RuleCreate,
@@ -57,8 +62,12 @@ def _values(fields: RuleFields) -> list[Any]:
 
 
 @router.get("", response_model=RuleList, summary="List routing rules")
-def list_rules(conn: Conn, tenant: Tenant) -> dict[str, Any]:
-    """Every rule of the tenant in evaluation order: ascending priority."""
+def list_rules(request: Request, conn: Conn, tenant: Tenant) -> dict[str, Any]:
+    """Every rule of the tenant in evaluation order: ascending priority.
+
+    It takes no query parameter.
+    """
+    refuse_unknown_query(request)
     # The router breaks ties by rule id (services.router.matcher); PostgreSQL
     # orders uuids as their text, so this is the order rules are tried in.
     rows = conn.execute(

@@ -261,8 +261,9 @@ class CommandConsumer:
         try:
             await self._pipeline.handle(item, self._topics.channel_type, delivered)
         except Exception as error:
-            # The outcome is not durable, so the offset must not move: stop the
-            # process and let the next owner of the partition redo the message.
+            # Kafka did not take what the outcome needs (the pipeline turns
+            # every other error into a dead letter), so the offset must not
+            # move: stop, and let the next owner of the partition redo it.
             log.exception(
                 "delivery outcome could not be made durable; stopping",
                 extra={

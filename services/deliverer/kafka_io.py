@@ -32,6 +32,11 @@ class DeliveryFailed(Exception):
     """Raised when the broker did not acknowledge a message that had to be durable."""
 
 
+# What :meth:`AsyncProducer.send` raises when Kafka did not take a message:
+# refused by the client (KafkaException) or not acknowledged (DeliveryFailed).
+KAFKA_FAILURES: tuple[type[Exception], ...] = (DeliveryFailed, KafkaException)
+
+
 class AsyncProducer:
     """An idempotent producer whose :meth:`send` returns after the broker's ack."""
 

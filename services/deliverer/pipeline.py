@@ -9,7 +9,10 @@ broker acknowledged them, because the caller stores the input offset as soon as
   ``not_before`` on a retry tier, and a ``retrying`` job event;
 - permanent, or the last attempt: the command on the dead-letter topic with the
   reason in headers, and a ``dead`` job event;
-- channel deleted or disabled: a ``cancelled`` job event.
+- channel deleted or disabled: a ``cancelled`` job event;
+- an error that is not Kafka's (a bug this command trips every time): the
+  command on the dead-letter topic with reason ``internal_error``, and a
+  ``dead`` job event.
 
 Error text is redacted of the channel's secrets before it leaves the process.
 """
@@ -19,14 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 
 from services.deliverer.channels.base import ResolvedChannel, Sender
-from services.deliverer.kafka_io import AsyncProducer, Headers
+from services.deliverer.kafka_io import KAFKA_FAILURES, AsyncProducer, Headers
 from services.deliverer.ladder import RetryLadder, RetryPlan
 from services.deliverer.limits import KeyedLimiter
 from services.deliverer.outcome import Outcome, OutcomeKind, Reason
@@ -105,7 +110,28 @@ class Pipeline:
         self._retries = RetryTally()
 
     async def handle(self, item: Incoming, served_type: str, delivered: bool) -> None:
-        """Process one consumed message; returns once its outcome is durable."""
+        """Process one consumed message; returns once its outcome is durable.
+
+        Raises only one of :data:`KAFKA_FAILURES`, when Kafka did not take a
+        message the outcome needs. Any other error is a bug that this command
+        would trip again after every restart, so the command is dead-lettered
+        with ``internal_error`` instead.
+        """
+        known = _KnownSecrets()
+        try:
+            await self._handle(item, served_type, delivered, known)
+        except KAFKA_FAILURES:
+            raise
+        except Exception as error:
+            await self._internal_error(item, served_type, error, known.values)
+
+    async def _handle(
+        self,
+        item: Incoming,
+        served_type: str,
+        delivered: bool,
+        known: _KnownSecrets,
+    ) -> None:
         command = item.command
         if command is None:
             await self._dead_letter(
@@ -120,12 +146,17 @@ class Pipeline:
         if delivered:
             log.debug("job already delivered; not sent again", extra=_fields(command))
             return
-        await self._deliver(item, served_type, command)
+        await self._deliver(item, served_type, command, known)
 
     async def _deliver(
-        self, item: Incoming, served_type: str, command: dict[str, Any]
+        self,
+        item: Incoming,
+        served_type: str,
+        command: dict[str, Any],
+        known: _KnownSecrets,
     ) -> None:
         resolution = await self._resolver.resolve(command)
+        known.values = resolution.secrets
         if resolution.failure is not None:
             if resolution.failure.reason in CANCELLING_REASONS:
                 await self._cancel(command, resolution.failure)
@@ -268,6 +299,49 @@ class Pipeline:
         await self._job_event(command, JobState.CANCELLED, outcome, outcome.error, None)
         log.debug("job cancelled", extra={**_fields(command), "reason": outcome.reason})
 
+    async def _internal_error(
+        self,
+        item: Incoming,
+        served_type: str,
+        error: Exception,
+        secrets: tuple[str, ...],
+    ) -> None:
+        text = redact(f"{type(error).__name__}: {error}", secrets)
+        outcome = Outcome.permanent(Reason.INTERNAL_ERROR, text)
+        command = item.command
+        # Logged here, where it is handled. No traceback text: an exception's
+        # message may quote the channel's secrets; its frames name the code.
+        log.error(
+            "internal error; command dead-lettered",
+            extra={
+                **(_fields(command) if command is not None else {}),
+                "topic": item.topic,
+                "partition": item.partition,
+                "offset": item.offset,
+                "error": outcome.error,
+                "where": _where(error),
+            },
+        )
+        sends = [
+            self._dead_letter(
+                item, served_type, Reason.INTERNAL_ERROR, outcome.error, "permanent"
+            )
+        ]
+        if command is not None:
+            try:
+                event = self._job_event_value(
+                    command, JobState.DEAD, outcome, outcome.error, None
+                )
+            except Exception:
+                # The command itself may be what fails to encode; the dead
+                # letter then is the only record of it.
+                event = None
+            if event is not None:
+                sends.append(
+                    self._producer.send(self._jobs_topic, command["job_id"], event)
+                )
+        await asyncio.gather(*sends)
+
     async def _job_event(
         self,
         command: dict[str, Any],
@@ -277,6 +351,20 @@ class Pipeline:
         duration_ms: int | None,
         next_attempt_at: Any = None,
     ) -> None:
+        value = self._job_event_value(
+            command, state, outcome, error, duration_ms, next_attempt_at
+        )
+        await self._producer.send(self._jobs_topic, command["job_id"], value)
+
+    def _job_event_value(
+        self,
+        command: dict[str, Any],
+        state: JobState,
+        outcome: Outcome,
+        error: str | None,
+        duration_ms: int | None,
+        next_attempt_at: Any = None,
+    ) -> bytes:
         event = job_event(
             command,
             state,
@@ -287,8 +375,7 @@ class Pipeline:
             duration_ms=duration_ms,
             next_attempt_at=next_attempt_at,
         )
-        value = self._codec.encode("JobEvent", event)
-        await self._producer.send(self._jobs_topic, command["job_id"], value)
+        return self._codec.encode("JobEvent", event)
 
     async def _dead_letter(
         self,
@@ -322,6 +409,25 @@ class Pipeline:
         await self._producer.send(
             self._topics[served_type].dlq, item.key, item.value, headers
         )
+
+
+@dataclass
+class _KnownSecrets:
+    """The secrets of a command's channel once resolved, to redact an error."""
+
+    values: tuple[str, ...] = ()
+
+
+# Innermost frames named in an internal error's log line.
+WHERE_FRAMES = 3
+
+
+def _where(error: BaseException) -> str:
+    """Where ``error`` was raised: file, line and function of the last frames."""
+    frames = traceback.extract_tb(error.__traceback__)[-WHERE_FRAMES:]
+    return " > ".join(
+        f"{Path(frame.filename).name}:{frame.lineno} {frame.name}" for frame in frames
+    )
 
 
 def _fields(command: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import parse_schema
 
+from services.deliverer.text import truncate_utf8
 from switchboard.codec import HEADER_LENGTH, SINGLE_OBJECT_MARKER, Codec
 
 ALERT_FIELD = "alert"
@@ -84,3 +85,85 @@ def alert_body(codec: Codec, raw: bytes, alert: dict[str, Any]) -> bytes:
     if codec.writer_schema(raw) is codec.schema("AlertEvent"):
         return raw[HEADER_LENGTH:]
     return codec.encode("AlertEvent", alert)[HEADER_LENGTH:]
+
+
+# Every command and queued job event of a match carries the alert, and Kafka
+# refuses records over its message.max.bytes (1 MB by default). An alert body
+# within this bound leaves room for the fields around it in each record.
+MAX_ALERT_BODY_BYTES = 512 * 1024
+# What an over-long free-text field keeps once the alert had to be cut: far
+# above what any channel shows (PagerDuty's summary stops at 1,024 characters).
+CUT_TEXT_BYTES = 8 * 1024
+CUT_LABELS_MARKER = "switchboard.labels_truncated"
+
+
+class AlertTooLarge(Exception):
+    """Raised when an alert does not fit a Kafka record even with its text cut."""
+
+
+def fit_alert(
+    codec: Codec, alert: dict[str, Any], body: bytes
+) -> tuple[dict[str, Any], bytes]:
+    """The alert and its body, cut to :data:`MAX_ALERT_BODY_BYTES` if over it.
+
+    Routing an oversized alert would make every transaction carrying it fail
+    for good and hold back its partition; delivering it with its free text
+    visibly truncated keeps the page. Details go first, then labels (the
+    smallest kept, with a marker label), then the other free-text fields. The
+    identifying fields are never cut: an alert too large by those raises
+    :class:`AlertTooLarge`.
+    """
+    if len(body) <= MAX_ALERT_BODY_BYTES:
+        return alert, body
+    reduced = dict(alert)
+    for cut in (_cut_details, _cut_labels, _cut_free_text):
+        reduced = cut(reduced, len(body))
+        body = codec.encode("AlertEvent", reduced)[HEADER_LENGTH:]
+        if len(body) <= MAX_ALERT_BODY_BYTES:
+            return reduced, body
+    raise AlertTooLarge(
+        f"alert of {len(body)} bytes after cutting its text; at most "
+        f"{MAX_ALERT_BODY_BYTES} bytes fit a delivery command"
+    )
+
+
+def _utf8_length(text: str | None) -> int:
+    return len(text.encode("utf-8")) if text else 0
+
+
+def _cut_details(alert: dict[str, Any], body_bytes: int) -> dict[str, Any]:
+    details = alert.get("details")
+    if not details:
+        return alert
+    others = body_bytes - _utf8_length(details)
+    # A few bytes of slack for the string's length prefix and the marker.
+    room = max(CUT_TEXT_BYTES, MAX_ALERT_BODY_BYTES - others - 64)
+    return {**alert, "details": truncate_utf8(details, room)}
+
+
+def _cut_labels(alert: dict[str, Any], body_bytes: int) -> dict[str, Any]:
+    labels: dict[str, str] = alert.get("labels") or {}
+    if not labels:
+        return alert
+    sizes = {
+        key: _utf8_length(key) + _utf8_length(value) + 4
+        for key, value in labels.items()
+    }
+    others = body_bytes - sum(sizes.values())
+    room = max(CUT_TEXT_BYTES, MAX_ALERT_BODY_BYTES - others - 128)
+    kept: dict[str, str] = {}
+    for key in sorted(labels, key=lambda name: (sizes[name], name)):
+        if sizes[key] > room:
+            break
+        kept[key] = labels[key]
+        room -= sizes[key]
+    kept[CUT_LABELS_MARKER] = f"{len(kept)} of {len(labels)} labels kept"
+    return {**alert, "labels": kept}
+
+
+def _cut_free_text(alert: dict[str, Any], _body_bytes: int) -> dict[str, Any]:
+    reduced = dict(alert)
+    for name in ("summary", "source", "alert_type", "site_id", "device_id"):
+        if reduced.get(name) is not None:
+            reduced[name] = truncate_utf8(reduced[name], CUT_TEXT_BYTES)
+    return reduced

@@ -17,7 +17,10 @@ A commit that outlives the broker's transaction timeout can never succeed; the
 router then abandons it and its producer (librdkafka can block in
 send_offsets_to_transaction past any timeout after the broker came back under a
 new connection), starts a producer with the same transactional id, which fences
-the old one, and routes the batch again.
+the old one, and routes the batch again. The same happens when an abort itself
+fails or the producer reports a fatal error: while the broker is away, the
+router backs off and retries, and it exits only when another process with its
+transactional id fenced it.
 """
 
 from __future__ import annotations
@@ -42,7 +45,12 @@ from confluent_kafka import (
 
 from services.router import metrics
 from services.router.batch import BatchTally, Output, PreparedBatch, next_offsets
-from services.router.encoding import SplicedRecord, alert_body
+from services.router.encoding import (
+    AlertTooLarge,
+    SplicedRecord,
+    alert_body,
+    fit_alert,
+)
 from services.router.matcher import Match, RuleIndex
 from services.router.throttle import (
     FOLLOW_UP_KINDS,
@@ -78,6 +86,11 @@ ERROR_CLASS_HEADER = "switchboard-error-class"
 SOURCE_TOPIC_HEADER = "switchboard-source-topic"
 SOURCE_PARTITION_HEADER = "switchboard-source-partition"
 SOURCE_OFFSET_HEADER = "switchboard-source-offset"
+ORIGINAL_BYTES_HEADER = "switchboard-original-bytes"
+# A dead letter carries the original bytes unless they would exceed Kafka's
+# default message limit; the original then stays readable on the input topic
+# (the source headers say where) until its retention ends.
+MAX_DEAD_LETTER_BYTES = 900 * 1024
 
 TRANSACTION_TIMEOUT_S = 30.0
 CONFIG_READY_TIMEOUT_S = 120.0
@@ -85,6 +98,9 @@ ABORT_BACKOFF_S = 0.1
 MAX_ABORT_BACKOFF_S = 5.0
 # Past the broker's transaction timeout a commit cannot succeed any more.
 COMMIT_MARGIN_S = 5.0
+# Another producer with this transactional id took over: routing on would
+# only fence it back in turn.
+FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED})
 
 
 class RouterError(Exception):
@@ -147,6 +163,7 @@ class Router:
         self._throttle = ThrottleState()
         self._next_expiry = 0.0
         self._aborts_in_a_row = 0
+        self._rewind_pending = False
         timeout_ms = options.producer_overrides.get(
             "transaction.timeout.ms", TRANSACTION_TIMEOUT_MS
         )
@@ -175,7 +192,10 @@ class Router:
         self._start()
         try:
             while not stop.is_set():
-                self._poll_once()
+                try:
+                    self._poll_once()
+                except KafkaException as error:
+                    self._recover(error)
             self._settle()
         finally:
             self._shutdown()
@@ -233,10 +253,13 @@ class Router:
     def _shutdown(self) -> None:
         self.ready.clear()
         metrics.READY.set(0)
-        if self._consumer is not None:
-            self._consumer.close()
-        if self._producer is not None:
-            self._producer.flush(10.0)
+        # Each step on its own: a client left in an error state by an outage
+        # must not hide, by raising here, the error that is ending the run.
+        consumer, producer = self._consumer, self._producer
+        if consumer is not None:
+            _close_quietly("consumer", consumer.close)
+        if producer is not None:
+            _close_quietly("producer", lambda: producer.flush(10.0))
         if self._reader is not None:
             self._reader.close()
         self._cache.stop()
@@ -274,6 +297,9 @@ class Router:
     def _poll_once(self) -> None:
         """Prepare the next batch while the previous one commits, then send it."""
         assert self._consumer is not None
+        if self._rewind_pending:
+            self._rewind()
+            self._rewind_pending = False
         messages = self._consumer.consume(
             self._options.batch_size, timeout=self._options.batch_timeout_s
         )
@@ -303,13 +329,15 @@ class Router:
 
     def _submit(self, batch: PreparedBatch) -> None:
         """Produce a prepared batch in a new transaction and start committing it."""
-        assert self._producer is not None and self._consumer is not None
-        self._producer.begin_transaction()
+        assert self._consumer is not None
         try:
+            if self._producer is None:
+                self._producer = self._new_producer()
+            self._producer.begin_transaction()
             for output in batch.outputs:
                 self._produce(output)
         except KafkaException as error:
-            self._abort(error)
+            self._abort(error, batch)
             return
         offsets = next_offsets(batch.messages)
         group = self._consumer.consumer_group_metadata()
@@ -353,7 +381,7 @@ class Router:
             self._replace_stuck_producer()
             return False
         except KafkaException as error:
-            self._abort(error)
+            self._abort(error, batch)
             return False
         self._throttle.commit()
         self._aborts_in_a_row = 0
@@ -379,8 +407,35 @@ class Router:
                 message.partition(), self._reader.read(message.partition())
             )
         body = alert_body(self._codec, message.value(), alert)
+        try:
+            alert, body = self._fitted(message, alert, body)
+        except AlertTooLarge as error:
+            self._dead_letter(message, error, batch)
+            tally.dead_lettered[type(error).__name__] += 1
+            return
         for match in matches:
             self._emit(message.partition(), alert, body, match, batch, created_at)
+
+    def _fitted(
+        self, message: Message, alert: dict[str, Any], body: bytes
+    ) -> tuple[dict[str, Any], bytes]:
+        """The alert cut to fit a Kafka record, with a warning when it was cut."""
+        fitted, fitted_body = fit_alert(self._codec, alert, body)
+        if fitted is not alert:
+            # Rare and worth an operator's eye: upstream sent an alert too big
+            # to deliver whole.
+            log.warning(
+                "alert cut to fit a delivery command",
+                extra={
+                    "tenant": alert["tenant_id"],
+                    "alert_id": alert["alert_id"][:200],
+                    "partition": message.partition(),
+                    "offset": message.offset(),
+                    "bytes": len(body),
+                    "kept_bytes": len(fitted_body),
+                },
+            )
+        return fitted, fitted_body
 
     def _decode(self, message: Message) -> dict[str, Any]:
         value = message.value()
@@ -441,8 +496,12 @@ class Router:
         )
 
     def _dead_letter(
-        self, message: Message, error: CodecError, batch: PreparedBatch
+        self,
+        message: Message,
+        error: CodecError | AlertTooLarge,
+        batch: PreparedBatch,
     ) -> None:
+        value = message.value()
         headers = list(message.headers() or [])
         headers += [
             (REASON_HEADER, str(error).encode("utf-8")),
@@ -451,7 +510,10 @@ class Router:
             (SOURCE_PARTITION_HEADER, str(message.partition()).encode("ascii")),
             (SOURCE_OFFSET_HEADER, str(message.offset()).encode("ascii")),
         ]
-        batch.add(self._topics.dlq, message.key(), message.value(), headers=headers)
+        if value is not None and len(value) > MAX_DEAD_LETTER_BYTES:
+            headers.append((ORIGINAL_BYTES_HEADER, str(len(value)).encode("ascii")))
+            value = None
+        batch.add(self._topics.dlq, message.key(), value, headers=headers)
         # Debug per message: a flood of bad input must not flood the log; the
         # batch logs one warning with the count once its transaction committed.
         log.debug(
@@ -475,22 +537,17 @@ class Router:
                 # The local queue is full: let deliveries drain, then go on.
                 self._producer.poll(0.05)
 
-    def _abort(self, error: KafkaException) -> None:
+    def _abort(self, error: KafkaException, batch: PreparedBatch) -> None:
         """Abort the open transaction, wait a little, and route the batch again.
 
-        Anything short of a fatal error (a failed delivery, a topic that does
-        not exist yet, a rebalance that fenced the offsets) is survivable: the
-        batch's output is discarded with the transaction and its input is read
-        again from the committed offsets.
+        Anything but being fenced is survivable: a failed delivery, a topic that
+        does not exist yet, a rebalance that fenced the offsets, a broker that
+        went away. The batch's output is discarded with the transaction (or with
+        the producer, when even the abort fails) and its input is read again
+        from the committed offsets.
         """
-        assert self._producer is not None
         kafka_error: KafkaError = error.args[0]
-        if kafka_error.fatal():
-            log.error(
-                "router transaction failed",
-                extra={"error": kafka_error.str(), "code": kafka_error.name()},
-            )
-            raise RouterError("fatal transaction error") from error
+        self._stop_if_fenced(kafka_error)
         self._aborts_in_a_row += 1
         log.warning(
             "router transaction aborted",
@@ -498,31 +555,87 @@ class Router:
                 "error": kafka_error.str(),
                 "code": kafka_error.name(),
                 "attempt": self._aborts_in_a_row,
+                "offsets": _offset_ranges(batch.messages),
             },
         )
-        self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
+        if kafka_error.fatal():
+            self._drop_producer()
+        elif self._producer is not None:
+            try:
+                self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
+            except KafkaException as abort_error:
+                log.warning(
+                    "router transaction not aborted; replacing the producer",
+                    extra={"error": abort_error.args[0].str()},
+                )
+                self._drop_producer()
         self._throttle.rollback()
         metrics.TRANSACTIONS_ABORTED.inc()
+        self._rewind_pending = True
         self._back_off()
-        self._rewind()
 
-    def _replace_stuck_producer(self) -> None:
-        """Give up a commit that can no longer succeed and route its batch again.
+    def _recover(self, error: KafkaException) -> None:
+        """Start over from the committed offsets after a Kafka call failed.
 
-        The new producer's ``init_transactions`` fences the stuck one and makes
+        Reached when the broker is away outside a transaction's own steps: a
+        new producer that cannot initialise, offsets that cannot be read for a
+        rewind, a throttle partition that cannot be restored.
+        """
+        kafka_error: KafkaError = error.args[0]
+        self._stop_if_fenced(kafka_error)
+        self._settle()
+        self._aborts_in_a_row += 1
+        log.warning(
+            "router waiting for kafka",
+            extra={
+                "error": kafka_error.str(),
+                "code": kafka_error.name(),
+                "attempt": self._aborts_in_a_row,
+            },
+        )
+        if kafka_error.fatal():
+            self._drop_producer()
+        self._throttle.rollback()
+        self._rewind_pending = True
+        self._back_off()
+
+    def _stop_if_fenced(self, kafka_error: KafkaError) -> None:
+        """Exit when another router took over this transactional id."""
+        if kafka_error.code() not in FENCED_CODES:
+            return
+        log.error(
+            "router fenced by another process with its transactional id",
+            extra={
+                "transactional_id": self._options.transactional_id,
+                "error": kafka_error.str(),
+            },
+        )
+        raise RouterError(
+            f"fenced: another router uses transactional id "
+            f"{self._options.transactional_id}; give each instance its own"
+        )
+
+    def _drop_producer(self) -> None:
+        """Give up the current producer; the next batch starts a new one.
+
+        The new producer's ``init_transactions`` fences the old one and makes
         the broker abort its open transaction, so nothing of the batch becomes
         visible twice.
         """
-        assert self._producer is not None
+        if self._producer is not None:
+            self._abandoned.append(self._producer)
+        self._producer = None
+
+    def _replace_stuck_producer(self) -> None:
+        """Give up a commit that can no longer succeed and route its batch again."""
         log.warning(
             "router transaction stuck; replacing the producer",
             extra={"duration_ms": int(self._commit_deadline_s * 1000)},
         )
         metrics.TRANSACTIONS_ABORTED.inc()
-        self._abandoned.append(self._producer)
-        self._producer = self._new_producer()
+        self._drop_producer()
         self._throttle.rollback()
-        self._rewind()
+        self._rewind_pending = True
 
     def _back_off(self) -> None:
         """Hold the input for a growing delay while staying in the group."""
@@ -632,6 +745,29 @@ def _usable(message: Message) -> bool:
             extra={"topic": message.topic(), "error": error.str()},
         )
     return False
+
+
+def _close_quietly(name: str, close: Any) -> None:
+    """Run one client's closing call, logging instead of raising a Kafka error."""
+    try:
+        close()
+    except KafkaException as error:
+        log.warning(
+            "kafka client not closed cleanly",
+            extra={"client": name, "error": error.args[0].str()},
+        )
+
+
+def _offset_ranges(messages: list[Message]) -> dict[int, str]:
+    """``{partition: "first-last"}`` of a batch, to find its input in a log line."""
+    ranges: dict[int, tuple[int, int]] = {}
+    for message in messages:
+        first, last = ranges.get(message.partition(), (message.offset(),) * 2)
+        ranges[message.partition()] = (
+            min(first, message.offset()),
+            max(last, message.offset()),
+        )
+    return {p: f"{first}-{last}" for p, (first, last) in sorted(ranges.items())}
 
 
 def _numbers(partitions: list[TopicPartition]) -> list[int]:

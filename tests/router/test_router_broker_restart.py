@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -42,6 +43,10 @@ from tests.router.conftest import make_alert, wait_for
 EVENTS_PER_PHASE = 5
 RESUME_WAIT_S = 60.0
 STOP_WAIT_S = 10.0
+# Longer than a transaction's requests take to time out, so the router's
+# aborts fail too while the broker is away.
+OUTAGE_S = 12.0
+STREAM_INTERVAL_S = 0.05
 SWITCHBOARD = Path(sys.executable).parent / "switchboard"
 
 
@@ -219,3 +224,59 @@ def test_router_resumes_exactly_once_after_the_broker_is_killed_and_restarted(
 
 def _job_ids(alerts: list[dict], rule: RuleRecord) -> set[str]:
     return {job_id_for(a["event_id"], rule.id, rule.channel_id) for a in alerts}
+
+
+def test_router_rides_out_a_broker_outage_in_the_middle_of_a_stream(
+    broker: KafkaComponent, codec: Codec, unique: str, tmp_path: Path
+) -> None:
+    """Events keep coming while the broker is away for longer than a transaction
+    round trip: transactions abort, aborts fail, producers are replaced; the
+    router keeps running and routes every event once."""
+    settings = broker.settings
+    tenant_id = f"tenant-{unique}"
+    rule = _publish_config(settings, codec, tenant_id)
+    router = _start_router(settings, tmp_path / "router.log")
+    sent: list[dict] = []
+    stop_sending = threading.Event()
+
+    def stream() -> None:
+        # Produced while the broker is away, events wait in the client.
+        producer = make_producer(settings)
+        while not stop_sending.is_set():
+            alert = make_alert(tenant_id, f"stream-{len(sent)}")
+            key = f"{alert['tenant_id']}/{alert['alert_id']}"
+            producer.produce(
+                settings.alerts_topic, codec.encode("AlertEvent", alert), key
+            )
+            producer.poll(0)
+            sent.append(alert)
+            time.sleep(STREAM_INTERVAL_S)
+        assert producer.flush(120.0) == 0
+
+    sender = threading.Thread(target=stream)
+    try:
+        first = [make_alert(tenant_id, "first")]
+        _send(settings, codec, first)
+        _wait_routed(settings, codec, _job_ids(first, rule), router)
+        sender.start()
+        time.sleep(1.0)
+
+        _kill_broker(broker)
+        time.sleep(OUTAGE_S)
+        broker.up()
+        time.sleep(1.0)
+        stop_sending.set()
+        sender.join()
+
+        wanted = _job_ids(first + sent, rule)
+        routed = _wait_routed(settings, codec, wanted, router)
+        assert set(routed) == wanted
+        assert all(count == 1 for count in routed.values()), routed
+        assert router.poll() is None
+    finally:
+        stop_sending.set()
+        if sender.is_alive():
+            sender.join()
+        if router.poll() is None:
+            router.send_signal(signal.SIGTERM)
+            router.wait(STOP_WAIT_S)

@@ -15,6 +15,7 @@ from confluent_kafka.admin import NewTopic
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 from prometheus_client import REGISTRY
 
+from services.deliverer.text import TRUNCATION_MARKER
 from services.router.app import (
     REASON_HEADER,
     SOURCE_OFFSET_HEADER,
@@ -137,6 +138,35 @@ def test_undecodable_input_is_dead_lettered_between_good_events(world, reader) -
     reasons = {header_value(m, "case"): header_value(m, REASON_HEADER) for m in dead}
     assert "unknown schema fingerprint" in reasons["future-version"]
     assert "does not decode" in reasons["truncated"]
+
+
+def test_an_alert_too_large_to_carry_is_cut_and_routed_not_stuck(world, reader) -> None:
+    """An alert near Kafka's message limit would make every transaction carrying
+    it fail; it is routed with its details cut, and the events after it too. One
+    too large by its identifiers alone is dead-lettered."""
+    world.rule(world.channel())
+    before, after = world.alert("a-before"), world.alert("a-after")
+    huge = world.alert("a-huge", details="d" * 950_000)
+    unroutable = world.alert("i" * 600_000)
+    world.send(before, huge)
+    # A short key: the message must fit the alerts topic to reach the router.
+    world.send_raw("short-key", world.codec.encode("AlertEvent", unroutable))
+    world.send(after)
+
+    with world.running():
+        events = job_events(world, reader, 3)
+        sent = commands(world, reader, "webhook", 3)
+        dead = reader.read(world.topics.dlq, 1)
+
+    assert sorted(e["event_id"] for e in events) == sorted(
+        a["event_id"] for a in (before, huge, after)
+    )
+    cut = next(c["alert"] for c in sent if c["alert"]["event_id"] == huge["event_id"])
+    assert cut["details"].endswith(TRUNCATION_MARKER)
+    assert len(cut["details"]) < len(huge["details"])
+    assert len(dead) == 1
+    assert header_value(dead[0], REASON_HEADER).startswith("alert of ")
+    assert dead[0].value() == world.codec.encode("AlertEvent", unroutable)
 
 
 def test_unknown_tenant_matches_nothing_and_is_not_dead_lettered(world, reader) -> None:

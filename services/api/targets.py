@@ -2,29 +2,32 @@
 
 A customer must not be able to point a webhook (or an SMTP, SNMP or MQTT host) at
 the operator's own network. Every URL field of a channel's config and secrets,
-and the ``host`` field of the socket-based channel types, is checked here, in
-one place, unless the operator sets ``allow_private_targets``.
+and the ``host`` field of the socket-based channel types, is checked here when
+a channel is saved, unless the operator sets ``allow_private_targets``. The
+rules are the deliverer's (:mod:`services.deliverer.targets`), which applies
+them again at every send.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import ipaddress
 import socket
 import time
 
 from pydantic import AnyUrl, BaseModel
 from pydantic_core import Url
 
+from services.deliverer.targets import (
+    address_problem,
+    bare_host,
+    literal_address,
+    name_problem,
+)
+
 # Channel types whose config names a host directly instead of a URL.
 HOST_FIELD_TYPES = frozenset({"email", "snmp", "mqtt"})
 HOST_FIELD = "host"
 
-# Cloud metadata names that only resolve from inside the cloud, so DNS here
-# would not reveal them.
-METADATA_HOSTS = frozenset(
-    {"metadata", "metadata.google.internal", "metadata.goog", "instance-data"}
-)
 RESOLVE_TIMEOUT_S = 2.0
 # Answers (and failures) are reused for a minute, so a slow resolver delays one
 # write per host and minute rather than every write.
@@ -62,20 +65,14 @@ def _hosts(
 
 
 def _host_problem(host: str) -> str | None:
-    name = host.strip("[]").rstrip(".").lower()
-    if name in METADATA_HOSTS or name == "localhost" or name.endswith(".localhost"):
-        return f"{host} is an internal host; targets must be public"
-    for address in _addresses(name):
-        if not _public(address):
-            return f"{host} resolves to {address}, which is not a public address"
-    return None
+    return name_problem(host) or address_problem(host, _addresses(host))
 
 
-def _addresses(name: str) -> list[str]:
-    try:
-        return [str(ipaddress.ip_address(name))]
-    except ValueError:
-        pass
+def _addresses(host: str) -> list[str]:
+    literal = literal_address(host)
+    if literal is not None:
+        return [str(literal)]
+    name = bare_host(host)
     cached = _resolved.get(name)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
@@ -88,19 +85,10 @@ def _addresses(name: str) -> list[str]:
 
 def _resolve(name: str) -> list[str]:
     # A name that does not resolve here cannot reach a private address from here
-    # either; deliverers resolve again when they connect.
+    # either; deliverers resolve and check again at every send.
     future = _resolver.submit(socket.getaddrinfo, name, None)
     try:
         infos = future.result(timeout=RESOLVE_TIMEOUT_S)
     except (OSError, UnicodeError, concurrent.futures.TimeoutError):
         return []
     return sorted({str(info[4][0]).split("%")[0] for info in infos})
-
-
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    # is_global is False for loopback, RFC 1918, link-local (which includes the
-    # 169.254.169.254 metadata address), shared, reserved and documentation nets.
-    return ip.is_global and not ip.is_multicast

@@ -19,7 +19,8 @@ any other ``httpx.HTTPError``           retryable, ``Reason.INTERNAL_ERROR``
 (a body that does not decode)
 name resolution failure                 retryable, ``Reason.CONNECTION_ERROR``
 private or loopback target (unless      permanent, ``Reason.INVALID_CONFIG``
-``allow_private_targets``)
+``allow_private_targets``; the rules
+are :mod:`services.deliverer.targets`)
 ======================================  =======================================
 
 Responses are classified by the caller's function, so each vendor's error
@@ -28,12 +29,9 @@ bodies are read by the channel that knows them.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import ipaddress
 import json
 import logging
-import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +40,7 @@ import httpx
 
 from services.deliverer.outcome import Outcome, Reason
 from services.deliverer.redact import redact, secret_values
+from services.deliverer.targets import refused_host
 from switchboard.settings import Settings
 
 # httpx logs every request URL at INFO; webhook URLs carry tokens, so its
@@ -80,9 +79,10 @@ class JsonPoster:
         The error text of the outcome never contains ``url`` (nor its path or
         query) or any of ``secrets`` (e.g. a routing key inside the body).
         """
-        refused = await self._check_target(url)
+        host = urlsplit(url).hostname or ""
+        refused = await refused_host(host, self._allow_private)
         if refused is not None:
-            return refused
+            return _redacted(refused, url, secrets)
         try:
             response = await self._client.post(
                 url,
@@ -94,51 +94,9 @@ class JsonPoster:
             return _redacted(transport_outcome(error, url), url, secrets)
         return _redacted(classify(response), url, secrets)
 
-    async def _check_target(self, url: str) -> Outcome | None:
-        if self._allow_private:
-            return None
-        host = urlsplit(url).hostname or ""
-        try:
-            addresses = await _resolve(host)
-        except OSError as error:
-            return Outcome.retryable(
-                Reason.CONNECTION_ERROR, f"name resolution failed: {error.strerror}"
-            )
-        if any(_is_private(address) for address in addresses):
-            # The check and the connection resolve separately; a name that
-            # changes its answer in between is not caught here.
-            return Outcome.permanent(
-                Reason.INVALID_CONFIG,
-                "target resolves to a private, loopback or link-local address",
-            )
-        return None
-
     async def close(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()
-
-
-async def _resolve(host: str) -> list[str]:
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, None, type=socket.SOCK_STREAM
-    )
-    return [info[4][0] for info in infos]
-
-
-def _is_private(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
 
 
 def transport_outcome(error: httpx.HTTPError | httpx.InvalidURL, url: str) -> Outcome:

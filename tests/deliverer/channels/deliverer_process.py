@@ -39,7 +39,12 @@ class DelivererProcess:
         settings = Settings(retry_delays=RETRY_DELAYS)
         ensure_topics(make_admin(settings), topic_specs(settings))
         self.log_path = log_path
-        environment = {**os.environ, "SWITCHBOARD_RETRY_DELAYS": RETRY_DELAYS}
+        environment = {
+            **os.environ,
+            "SWITCHBOARD_RETRY_DELAYS": RETRY_DELAYS,
+            # The tests' SMTP server, trap receiver and broker are on loopback.
+            "SWITCHBOARD_ALLOW_PRIVATE_TARGETS": "true",
+        }
         switchboard = Path(sys.executable).parent / "switchboard"
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -17,6 +17,7 @@ from referencing.jsonschema import DRAFT7
 
 from services.deliverer.channels.base import ResolvedChannel
 from services.deliverer.outcome import Outcome, OutcomeKind
+from services.deliverer.targets import is_public
 from switchboard.jobs import new_command
 from switchboard.settings import PROJECT_ROOT, Settings
 
@@ -26,7 +27,7 @@ PAGERDUTY_BODY_POINTER = (
     "/paths/~1enqueue/post/requestBody/content/application~1json/schema"
 )
 
-# The channels' URLs point at loopback receivers, which production refuses.
+# The channels' targets are loopback peers, which production refuses.
 LOOPBACK_SETTINGS = Settings(allow_private_targets=True)
 
 DELIVERED, RETRYABLE, PERMANENT = (
@@ -166,3 +167,22 @@ def _date_time_checker() -> jsonschema.FormatChecker:
         return "T" in value.upper() and moment.tzinfo is not None
 
     return checker
+
+
+def private_hosts() -> list[str]:
+    """Hosts a deliverer refuses unless private targets are allowed.
+
+    A loopback address, ``localhost`` (refused by name), and this machine's own
+    name, which resolves to a loopback or private address: a name the API may
+    have let through at save time (it did not resolve then) and that resolves
+    to the operator's network when the deliverer sends.
+    """
+    hosts = ["127.0.0.1", "[::ffff:127.0.0.1]", "localhost"]
+    own_name = socket.gethostname()
+    try:
+        own_addresses = {info[4][0] for info in socket.getaddrinfo(own_name, None)}
+    except OSError:
+        return hosts
+    if own_addresses and not any(map(is_public, own_addresses)):
+        hosts.append(own_name)
+    return hosts

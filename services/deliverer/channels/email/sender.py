@@ -27,6 +27,7 @@ from services.deliverer.channels.email.config import Config
 from services.deliverer.channels.email.message import Envelope, build_envelope
 from services.deliverer.outcome import Outcome, Reason
 from services.deliverer.redact import redact, secret_values
+from services.deliverer.targets import refused_host
 from services.deliverer.templates import TemplateError
 from services.deliverer.tls import client_context
 from switchboard.settings import Settings
@@ -70,6 +71,7 @@ class Sender:
     def __init__(self, settings: Settings) -> None:
         """Start with no connections; they open on first use."""
         self._settings = settings
+        self._allow_private = settings.allow_private_targets
         self._pools: dict[ServerKey, _Pool] = {}
 
     async def send(self, command: dict[str, Any], channel: ResolvedChannel) -> Outcome:
@@ -85,6 +87,12 @@ class Sender:
             envelope = build_envelope(command, config, channel.name)
         except TemplateError as error:
             return Outcome.permanent(Reason.TEMPLATE_ERROR, str(error))
+
+        # Checked at every send, also over a kept connection: the host may
+        # resolve elsewhere now than when the channel was saved.
+        target_refused = await refused_host(config.host, self._allow_private)
+        if target_refused is not None:
+            return target_refused
 
         key = _server_key(config, password)
         try:

@@ -32,6 +32,7 @@ from services.deliverer.channels.mqtt.message import (
 )
 from services.deliverer.outcome import Outcome, Reason
 from services.deliverer.redact import redact, secret_values
+from services.deliverer.targets import refused_host
 from services.deliverer.templates import TemplateError
 from services.deliverer.tls import client_context
 from switchboard.settings import Settings
@@ -70,6 +71,7 @@ class Sender:
     def __init__(self, settings: Settings) -> None:
         """Start with no connections; they open on first use."""
         self._settings = settings
+        self._allow_private = settings.allow_private_targets
         self._brokers: dict[BrokerKey, _Broker] = {}
 
     async def send(self, command: dict[str, Any], channel: ResolvedChannel) -> Outcome:
@@ -89,6 +91,11 @@ class Sender:
             return Outcome.permanent(Reason.TEMPLATE_ERROR, str(error))
         except TopicError as error:
             return Outcome.permanent(Reason.INVALID_CONFIG, str(error))
+        # Checked at every send, also over a kept connection: the host may
+        # resolve elsewhere now than when the channel was saved.
+        refused = await refused_host(config.host, self._allow_private)
+        if refused is not None:
+            return refused
 
         broker = self._brokers.setdefault(_broker_key(config, password), _Broker())
         try:

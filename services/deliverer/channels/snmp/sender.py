@@ -38,6 +38,7 @@ from services.deliverer.channels.snmp.varbinds import (
 )
 from services.deliverer.outcome import Outcome, Reason
 from services.deliverer.redact import redact, secret_values
+from services.deliverer.targets import refused_host
 from services.deliverer.templates import TemplateError
 from switchboard.settings import Settings
 
@@ -94,6 +95,7 @@ class Sender:
     def __init__(self, settings: Settings) -> None:
         """Start the uptime clock; engines are made on first use."""
         self._settings = settings
+        self._allow_private = settings.allow_private_targets
         self._started = time.monotonic()
         self._engines: dict[str, _Engine] = {}
 
@@ -109,6 +111,11 @@ class Sender:
             return Outcome.permanent(Reason.TEMPLATE_ERROR, str(error))
         except (VarbindError, MissingSecret) as error:
             return Outcome.permanent(Reason.INVALID_CONFIG, str(error))
+        # Checked at every send: the host may resolve elsewhere now than when
+        # the channel was saved.
+        refused = await refused_host(config.host, self._allow_private)
+        if refused is not None:
+            return refused
 
         try:
             async with asyncio.timeout(config.timeout_s):

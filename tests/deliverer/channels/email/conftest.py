@@ -21,6 +21,7 @@ from services.receivers.smtp import (
 )
 from switchboard.jobs import new_command
 from switchboard.settings import Settings
+from tests.deliverer.channels.vendor_channels import LOOPBACK_SETTINGS
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +40,8 @@ def smtp_server() -> Iterator[SmtpReceiver]:
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def sender() -> AsyncIterator[Sender]:
-    """The e-mail sender, closed after the test."""
-    sender = Sender(Settings())
+    """The e-mail sender, allowed to reach loopback, closed after the test."""
+    sender = Sender(LOOPBACK_SETTINGS)
     yield sender
     await sender.close()
 

@@ -12,9 +12,14 @@ from pydantic import ValidationError
 
 from services.deliverer.channels.email import classify
 from services.deliverer.channels.email.config import Config
-from services.deliverer.channels.email.sender import MAX_CONNECTIONS_PER_SERVER
+from services.deliverer.channels.email.sender import (
+    MAX_CONNECTIONS_PER_SERVER,
+    Sender,
+)
 from services.deliverer.outcome import OutcomeKind, Reason
 from services.receivers.smtp import free_tcp_port
+from switchboard.settings import Settings
+from tests.deliverer.channels.vendor_channels import private_hosts
 
 RETRYABLE, PERMANENT, DELIVERED = (
     OutcomeKind.RETRYABLE,
@@ -253,3 +258,22 @@ async def test_concurrent_sends_share_a_bounded_pool(
     assert all(o.kind is DELIVERED for o in outcomes)
     assert len(smtp_server.messages) == 12
     assert 1 <= smtp_server.handler.session_count <= MAX_CONNECTIONS_PER_SERVER
+
+
+@pytest.mark.parametrize("host", private_hosts())
+async def test_a_private_host_is_refused_at_send_unless_allowed(
+    smtp_server, sender, make_command, make_channel, host
+):
+    strict = Sender(Settings(allow_private_targets=False))
+    try:
+        outcome = await strict.send(
+            make_command(), make_channel(smtp_server.port, host=host)
+        )
+    finally:
+        await strict.close()
+    allowed = await sender.send(make_command(), make_channel(smtp_server.port))
+
+    assert (outcome.kind, outcome.reason) == (PERMANENT, Reason.INVALID_CONFIG)
+    assert "private targets are not allowed" in outcome.error
+    assert allowed.kind is DELIVERED
+    assert len(smtp_server.messages) == 1

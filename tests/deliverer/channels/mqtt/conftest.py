@@ -18,6 +18,7 @@ from services.receivers.mqtt import MosquittoBroker
 from services.receivers.smtp import LocalCertificate, make_local_certificate
 from switchboard.jobs import new_command
 from switchboard.settings import Settings
+from tests.deliverer.channels.vendor_channels import LOOPBACK_SETTINGS
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +37,8 @@ def own_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def sender() -> AsyncIterator[Sender]:
-    """The MQTT sender, closed after the test."""
-    sender = Sender(Settings())
+    """The MQTT sender, allowed to reach loopback, closed after the test."""
+    sender = Sender(LOOPBACK_SETTINGS)
     yield sender
     await sender.close()
 

@@ -7,9 +7,12 @@ import logging
 
 import pytest
 
+from services.deliverer.channels.mqtt.sender import Sender
 from services.deliverer.outcome import OutcomeKind, Reason
 from services.receivers.mqtt import MosquittoBroker, MqttRecorder, UnacknowledgingBroker
 from services.receivers.smtp import free_tcp_port
+from switchboard.settings import Settings
+from tests.deliverer.channels.vendor_channels import private_hosts
 
 # The stack's Mosquitto (both listeners) is up once the settings fixture ran.
 pytestmark = pytest.mark.usefixtures("settings")
@@ -242,3 +245,28 @@ async def test_qos0_counts_once_written(sender, make_command, make_channel):
         outcome = await sender.send(make_command(), make_channel(broker.port, qos=0))
 
     assert outcome.kind is OutcomeKind.DELIVERED
+
+
+@pytest.mark.parametrize("host", private_hosts())
+async def test_a_private_host_is_refused_at_send_unless_allowed(
+    sender, make_command, make_channel, tenant, host
+):
+    strict = Sender(Settings(allow_private_targets=False))
+    refused, allowed = make_command(), make_command()
+
+    async with recorder(SHARED_ANONYMOUS_PORT, f"switchboard/{tenant}/#") as sub:
+        try:
+            outcome = await strict.send(
+                refused, make_channel(SHARED_ANONYMOUS_PORT, host=host)
+            )
+        finally:
+            await strict.close()
+        await sender.send(allowed, make_channel(SHARED_ANONYMOUS_PORT))
+        messages = await sub.wait_for(1)
+
+    assert (outcome.kind, outcome.reason) == (
+        OutcomeKind.PERMANENT,
+        Reason.INVALID_CONFIG,
+    )
+    assert "private targets are not allowed" in outcome.error
+    assert [json.loads(m.payload)["id"] for m in messages] == [allowed["job_id"]]

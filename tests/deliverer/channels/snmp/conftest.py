@@ -17,6 +17,7 @@ from services.deliverer.channels.snmp.sender import Sender, engine_id_for
 from services.receivers.snmp import TrapReceiver, V3User
 from switchboard.jobs import new_command
 from switchboard.settings import Settings
+from tests.deliverer.channels.vendor_channels import LOOPBACK_SETTINGS
 
 CHANNEL_ID = "channel-snmp"
 COMMUNITY = "n0c-community-7f3a"
@@ -50,8 +51,8 @@ def receiver(tmp_path: Path) -> Iterator[TrapReceiver]:
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def sender() -> AsyncIterator[Sender]:
-    """The SNMP sender, closed after the test."""
-    sender = Sender(Settings())
+    """The SNMP sender, allowed to reach loopback, closed after the test."""
+    sender = Sender(LOOPBACK_SETTINGS)
     yield sender
     await sender.close()
 

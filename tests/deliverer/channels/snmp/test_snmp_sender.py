@@ -14,6 +14,7 @@ from services.deliverer.outcome import OutcomeKind, Reason
 from services.deliverer.text import TRUNCATION_MARKER
 from services.receivers.snmp import TrapReceiver, free_udp_port
 from switchboard.settings import Settings
+from tests.deliverer.channels.vendor_channels import LOOPBACK_SETTINGS, private_hosts
 
 COMMUNITY = "n0c-community-7f3a"
 AUTH_KEY, PRIV_KEY = "auth-key-5c1e9d", "priv-key-b7a204"
@@ -137,7 +138,7 @@ async def test_v3_traps_survive_a_sender_restart(receiver, make_command, make_ch
     )
 
     for _ in range(2):
-        sender = Sender(Settings())
+        sender = Sender(LOOPBACK_SETTINGS)
         outcome = await sender.send(make_command(), channel)
         await sender.close()
         assert outcome.kind is OutcomeKind.DELIVERED
@@ -359,3 +360,24 @@ async def test_ipv6_receiver(tmp_path, sender, make_command, make_channel):
 
     assert outcome.kind is OutcomeKind.DELIVERED, outcome
     assert trap.get(alert_oid(1)).text == command["job_id"]
+
+
+@pytest.mark.parametrize("host", private_hosts())
+async def test_a_private_host_is_refused_at_send_unless_allowed(
+    receiver, sender, make_command, make_channel, host
+):
+    strict = Sender(Settings(allow_private_targets=False))
+    refused, allowed = make_command(), make_command()
+    try:
+        outcome = await strict.send(refused, make_channel(receiver.port, host=host))
+    finally:
+        await strict.close()
+    await sender.send(allowed, make_channel(receiver.port))
+
+    assert (outcome.kind, outcome.reason) == (
+        OutcomeKind.PERMANENT,
+        Reason.INVALID_CONFIG,
+    )
+    assert "private targets are not allowed" in outcome.error
+    traps = receiver.wait_for(1)
+    assert [trap.get(alert_oid(1)).text for trap in traps] == [allowed["job_id"]]

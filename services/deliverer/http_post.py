@@ -24,7 +24,9 @@ are :mod:`services.deliverer.targets`)
 ======================================  =======================================
 
 Responses are classified by the caller's function, so each vendor's error
-bodies are read by the channel that knows them.
+bodies are read by the channel that knows them. Of a body, at most
+:data:`MAX_RESPONSE_BYTES` are read: a target streaming an endless answer
+must not hold the attempt until its deadline, nor the process's memory.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 USER_AGENT = "Switchboard/0.1 (+alert notifications)"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+# Vendors answer with a short status or error document; as for webhooks, more
+# is never needed.
+MAX_RESPONSE_BYTES = 4096
+BODY_FRAMING_HEADERS = frozenset(
+    {"content-encoding", "content-length", "transfer-encoding"}
+)
 
 Classifier = Callable[[httpx.Response], Outcome]
 
@@ -84,19 +92,56 @@ class JsonPoster:
         if refused is not None:
             return _redacted(refused, url, secrets)
         try:
-            response = await self._client.post(
-                url,
-                content=body,
-                headers={"content-type": JSON_CONTENT_TYPE, **(headers or {})},
-                timeout=httpx.Timeout(timeout_s),
-            )
+            response = await self._bounded_post(url, body, timeout_s, headers)
         except (httpx.HTTPError, httpx.InvalidURL) as error:
             return _redacted(transport_outcome(error, url), url, secrets)
         return _redacted(classify(response), url, secrets)
 
+    async def _bounded_post(
+        self,
+        url: str,
+        body: bytes,
+        timeout_s: float,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """The response with at most MAX_RESPONSE_BYTES of its body read."""
+        request = self._client.build_request(
+            "POST",
+            url,
+            content=body,
+            headers={"content-type": JSON_CONTENT_TYPE, **(headers or {})},
+            timeout=httpx.Timeout(timeout_s),
+        )
+        response = await self._client.send(request, stream=True)
+        try:
+            content = await _read_bounded(response)
+        finally:
+            await response.aclose()
+        # Classifiers read .text and .json(); they get the bounded body, and
+        # its headers minus those describing the body as sent (already decoded).
+        kept = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in BODY_FRAMING_HEADERS
+        ]
+        return httpx.Response(
+            response.status_code, headers=kept, content=content, request=request
+        )
+
     async def close(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()
+
+
+async def _read_bounded(response: httpx.Response) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_RESPONSE_BYTES:
+            break
+    return b"".join(chunks)[:MAX_RESPONSE_BYTES]
 
 
 def transport_outcome(error: httpx.HTTPError | httpx.InvalidURL, url: str) -> Outcome:

@@ -7,7 +7,9 @@ events become ``trigger``, ``acknowledge`` and ``resolve`` with the same
 opened and a re-sent trigger updates it instead of paging twice. A trigger's
 ``payload.summary`` holds at most 1,024 characters and an event at most
 512 KB; when the event is too large, ``custom_details`` is reduced first and
-the summary, severity, source and dedup key stay as they are.
+the summary, severity, source and dedup key stay as they are. Every other
+field is bounded on its own (source, class and group to 255 characters), so
+only ``custom_details`` can grow with the alert.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ MAX_SUMMARY_CHARS = 1024
 MAX_EVENT_BYTES = 512 * 1024
 MAX_DEDUP_KEY_CHARS = 255
 MAX_SOURCE_CHARS = 255
+# PagerDuty documents no limit for class and group; the channel's own values
+# are held to 255 characters when saved, and the alert's type or site standing
+# in for them is held to the same, so they cannot push an event past 512 KB.
+MAX_CLASS_CHARS = 255
+MAX_GROUP_CHARS = 255
+# The ids kept when custom details are left out to fit: enough for any real id.
+MAX_KEPT_ID_CHARS = 255
 CLIENT = "Switchboard"
 
 
@@ -76,12 +85,16 @@ def _payload(alert: dict[str, Any], summary: str, config: Config) -> dict[str, A
         "severity": SEVERITIES[str(alert["severity"])],
         "source": fit(source.strip() or CLIENT, MAX_SOURCE_CHARS),
         "timestamp": _timestamp(alert["occurred_at"]),
-        "class": config.event_class or alert["alert_type"],
-        "group": config.group or alert.get("site_id"),
+        "class": fit(config.event_class or alert["alert_type"], MAX_CLASS_CHARS),
+        "group": _fit_optional(config.group or alert.get("site_id"), MAX_GROUP_CHARS),
         "component": config.component,
         "custom_details": _custom_details(alert),
     }
     return {name: value for name, value in payload.items() if value is not None}
+
+
+def _fit_optional(text: str | None, budget: int) -> str | None:
+    return None if text is None else fit(text, budget)
 
 
 def _timestamp(value: datetime | str) -> str:
@@ -137,7 +150,10 @@ def _drop_labels(custom: dict[str, Any], overflow: int) -> None:
 
 
 def _drop_all(custom: dict[str, Any], overflow: int) -> None:
-    kept = {"alert_id": custom.get("alert_id"), "event_id": custom.get("event_id")}
+    kept = {
+        name: _fit_optional(custom.get(name), MAX_KEPT_ID_CHARS)
+        for name in ("alert_id", "event_id")
+    }
     custom.clear()
     custom.update(kept, omitted="custom details left out to fit 512 KB")
 

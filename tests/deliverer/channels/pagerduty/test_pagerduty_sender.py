@@ -192,6 +192,22 @@ async def test_huge_labels_are_left_out_after_details(sender, job, pagerduty):
     )
 
 
+@pytest.mark.parametrize("field", ["alert_type", "site_id", "alert_id"])
+async def test_a_huge_field_outside_the_details_still_fits_512_kb(
+    sender, job, pagerduty, field
+):
+    # The alert's type and site stand in for class and group, and the alert id
+    # is kept when custom details are left out: each must be bounded itself.
+    command, channel = job(**{field: "x" * (MAX_EVENT_BYTES + 100_000)})
+
+    assert_outcome(await sender.send(command, channel), DELIVERED, 202)
+
+    payload = pagerduty.accepted[0]["payload"]
+    assert _body_size(pagerduty) <= MAX_EVENT_BYTES
+    assert len(payload["class"]) <= 255 and len(payload["group"]) <= 255
+    assert len(payload["custom_details"].get("alert_id", "")) <= 255
+
+
 async def test_non_ascii_and_emoji_text_arrive_intact(sender, job, pagerduty):
     summary = f"Störung in Zürich — 東京 {EMOJI} {ROCKET_FAMILY}"
     command, channel = job(

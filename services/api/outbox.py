@@ -1,10 +1,15 @@
-"""Writing configuration changes to ``config_outbox`` in the change's transaction.
+"""Writing Kafka messages to an outbox table in the transaction that implies them.
 
 Every write of the API stores the changed row and, in the same PostgreSQL
-transaction, one outbox row per ``notify.config`` message it implies: the new
-state of the channel or rule (a ConfigEvent whose ``outbox_id`` is the row's
-id) or a tombstone (NULL payload) for a deletion. The relay publishes them in
-id order, so consumers converge on exactly what the database holds.
+transaction, one ``config_outbox`` row per ``notify.config`` message it
+implies: the new state of the channel or rule (a ConfigEvent whose
+``outbox_id`` is the row's id) or a tombstone (NULL payload) for a deletion.
+The relay publishes them in id order, so consumers converge on exactly what the
+database holds.
+
+Job events that belong to a database change (the legacy cutover's copied
+history) go to ``job_outbox`` the same way and reach ``notify.jobs`` through the
+relay, so that the recorder alone writes the job tables.
 
 Callers lock the changed row before writing here, which keeps the outbox ids of
 one key in commit order. A change whose message would be too large for Kafka is
@@ -14,6 +19,7 @@ refused here, inside the transaction, so it is never stored.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +40,8 @@ from switchboard.config_cache import (
 
 # The relay LISTENs here so a committed change is published at once.
 NOTIFY_CHANNEL = "switchboard_config_outbox"
+CONFIG_OUTBOX = "config_outbox"
+JOB_OUTBOX = "job_outbox"
 # Kafka refuses records over its message.max.bytes (1 MB by default), and one
 # refused change would never reach the pipeline; a channel or rule within the
 # field limits of its model encodes to a few kilobytes.
@@ -41,6 +49,10 @@ MAX_EVENT_BYTES = 256 * 1024
 
 BACKLOG_ROWS = Gauge(
     "switchboard_outbox_backlog_rows", "Outbox rows not yet published to Kafka."
+)
+JOB_BACKLOG_ROWS = Gauge(
+    "switchboard_job_outbox_backlog_rows",
+    "Job events in the outbox not yet published to notify.jobs.",
 )
 BACKLOG_AGE = Gauge(
     "switchboard_outbox_backlog_age_seconds",
@@ -140,6 +152,34 @@ def record_rule_deleted(conn: psycopg.Connection, rule_id: str) -> int:
     return outbox_id
 
 
+def record_job_events(
+    conn: psycopg.Connection, codec: Codec, events: Iterable[dict[str, Any]]
+) -> int:
+    """Queue JobEvents for notify.jobs, keyed by job id, in the given order.
+
+    Written in the caller's transaction, in one pipelined batch; the ids, and so
+    the order the relay publishes them in, follow ``events``. Returns how many.
+    """
+    rows = []
+    for event in events:
+        payload = codec.encode("JobEvent", event)
+        if len(payload) > MAX_EVENT_BYTES:
+            # Callers bound the texts they copy; this is the last guard.
+            raise ValueError(
+                f"the job event of job {event['job_id']} encodes to {len(payload)} "
+                f"bytes; at most {MAX_EVENT_BYTES} fit the pipeline"
+            )
+        rows.append((str(event["job_id"]), payload))
+    if not rows:
+        return 0
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO job_outbox (message_key, payload) VALUES (%s, %s)", rows
+        )
+    conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+    return len(rows)
+
+
 @dataclass(frozen=True)
 class Backlog:
     """Outbox rows waiting for the relay: how many, and the oldest one's age."""
@@ -160,3 +200,19 @@ def backlog(conn: psycopg.Connection) -> Backlog:
     BACKLOG_ROWS.set(current.rows)
     BACKLOG_AGE.set(current.oldest_age_s)
     return current
+
+
+def job_backlog(conn: psycopg.Connection) -> int:
+    """Job events waiting for the relay, also exported as a gauge.
+
+    Kept apart from :func:`backlog`, which readiness reads: a large copied
+    history takes a while to publish and must not make the API look unready.
+    """
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        row = cursor.execute(
+            "SELECT count(*) FROM job_outbox"
+            " WHERE published_at IS NULL AND failed_at IS NULL"
+        ).fetchone()
+    rows = int(row[0]) if row else 0
+    JOB_BACKLOG_ROWS.set(rows)
+    return rows

@@ -1,11 +1,15 @@
-"""The outbox relay: publishes ``config_outbox`` rows to ``notify.config`` in order.
+"""The outbox relay: publishes ``config_outbox`` rows to ``notify.config`` and
+``job_outbox`` rows to ``notify.jobs``, each in order.
 
 One relay at a time holds a PostgreSQL advisory lock; others wait for it, so
-two relays never publish out of order. The holder reads unpublished rows in id
-order, produces them with an idempotent producer, waits until Kafka has
-acknowledged every one, and only then marks them published. A crash between
+two relays never publish out of order. The holder reads unpublished rows of
+each table in id order (configuration first, so a long copied job history never
+delays a customer's change by more than a batch), produces them with an
+idempotent producer, waits until Kafka has acknowledged every one, and only
+then marks them published. A crash between
 the two steps publishes those rows again on restart (at least once); consumers
-apply ConfigEvents per key, so a repeat changes nothing. The relay LISTENs for
+apply ConfigEvents per key and the recorder applies job events idempotently, so
+a repeat changes nothing. The relay LISTENs for
 the API's NOTIFY and also polls, so a change is out within about a second.
 
 A row Kafka can never take (too large, an invalid record) would otherwise stop
@@ -27,10 +31,16 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter, Gauge
 
-from services.api.outbox import NOTIFY_CHANNEL, backlog
+from services.api.outbox import (
+    CONFIG_OUTBOX,
+    JOB_OUTBOX,
+    NOTIFY_CHANNEL,
+    backlog,
+    job_backlog,
+)
 from switchboard.kafka import make_producer
 from switchboard.settings import Settings
-from switchboard.topics import CONFIG_TOPIC
+from switchboard.topics import CONFIG_TOPIC, JOBS_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +66,8 @@ PERMANENT_ERRORS = frozenset(
 )
 
 PUBLISHED = Counter(
-    "switchboard_relay_published_total", "Outbox rows published to notify.config."
+    "switchboard_relay_published_total",
+    "Outbox rows published to notify.config or notify.jobs.",
 )
 FAILED = Counter(
     "switchboard_relay_failed_total",
@@ -79,13 +90,27 @@ class OutboxRow:
     payload: bytes | None
 
 
-class OutboxRelay:
-    """Publishes the configuration outbox while it holds the relay lock."""
+@dataclass(frozen=True)
+class Stream:
+    """An outbox table and the topic its rows are published to."""
 
-    def __init__(self, settings: Settings, topic: str = CONFIG_TOPIC) -> None:
-        """Prepare a relay for ``topic``; :meth:`run` does the work."""
+    table: str
+    topic: str
+
+
+class OutboxRelay:
+    """Publishes the configuration and job-event outboxes while it holds the lock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str = CONFIG_TOPIC,
+        jobs_topic: str = JOBS_TOPIC,
+    ) -> None:
+        """Prepare a relay for ``topic`` and ``jobs_topic``; :meth:`run` works."""
         self._settings = settings
         self._topic = topic
+        self._streams = (Stream(CONFIG_OUTBOX, topic), Stream(JOB_OUTBOX, jobs_topic))
         self._stopping = threading.Event()
         self._producer: Producer = make_producer(settings)
 
@@ -128,9 +153,11 @@ class OutboxRelay:
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             next_purge = time.monotonic()
             while not self._stopping.is_set():
-                while self.publish_batch(conn) == BATCH_SIZE:
+                while self.publish_batch(conn) >= BATCH_SIZE:
                     pass
                 backlog(conn)
+                if _exists(conn, JOB_OUTBOX):
+                    job_backlog(conn)
                 if time.monotonic() >= next_purge:
                     self.purge_published(conn)
                     next_purge = time.monotonic() + PURGE_INTERVAL_S
@@ -147,51 +174,66 @@ class OutboxRelay:
         return bool(row and row[0])
 
     def publish_batch(self, conn: psycopg.Connection) -> int:
-        """Publish up to one batch of pending rows; how many were settled.
+        """Publish up to one batch of each outbox; how many rows were settled.
 
         A row Kafka refuses for good is marked failed and the rest go on; any
         other failure raises :class:`RelayError` and the batch is sent again.
         """
-        rows = self._pending(conn)
+        settled = 0
+        for stream in self._streams:
+            # A database not yet migrated to the job outbox still gets its
+            # configuration changes published.
+            if stream.table == CONFIG_OUTBOX or _exists(conn, stream.table):
+                settled += self._publish_stream(conn, stream)
+        return settled
+
+    def _publish_stream(self, conn: psycopg.Connection, stream: Stream) -> int:
+        rows = self._pending(conn, stream.table)
         if not rows:
             return 0
 
-        failures, from_broker = self._produce_acknowledged(rows)
+        failures, from_broker = self._produce_acknowledged(rows, stream.topic)
         _raise_if_passing(failures)
         if from_broker and failures:
             # The broker fails a whole record batch for one bad record, so send
             # the rows again one at a time, in order, to learn which it refuses.
-            failures = self._produce_one_by_one(rows)
+            failures = self._produce_one_by_one(rows, stream.topic)
 
         refused = {i: e for i, e in failures.items() if _permanent(e)}
-        self._mark_failed(conn, [row for row in rows if row.id in refused], refused)
+        refused_rows = [row for row in rows if row.id in refused]
+        self._mark_failed(conn, stream, refused_rows, refused)
         _raise_if_passing(failures)
 
         published = [row.id for row in rows if row.id not in refused]
         conn.execute(
-            "UPDATE config_outbox SET published_at = now() WHERE id = ANY(%s)",
+            f"UPDATE {stream.table} SET published_at = now() WHERE id = ANY(%s)",
             (published,),
         )
         PUBLISHED.inc(len(published))
-        log.debug("outbox rows published", extra={"count": len(published)})
+        log.debug(
+            "outbox rows published",
+            extra={"count": len(published), "topic": stream.topic},
+        )
         return len(rows)
 
     @staticmethod
-    def _pending(conn: psycopg.Connection) -> list[OutboxRow]:
+    def _pending(conn: psycopg.Connection, table: str) -> list[OutboxRow]:
         return [
             OutboxRow(*row)
             for row in conn.execute(
-                "SELECT id, message_key, payload FROM config_outbox"
+                f"SELECT id, message_key, payload FROM {table}"
                 " WHERE published_at IS NULL AND failed_at IS NULL"
                 " ORDER BY id LIMIT %s",
                 (BATCH_SIZE,),
             )
         ]
 
-    def _produce_one_by_one(self, rows: list[OutboxRow]) -> dict[int, KafkaError]:
+    def _produce_one_by_one(
+        self, rows: list[OutboxRow], topic: str
+    ) -> dict[int, KafkaError]:
         failures: dict[int, KafkaError] = {}
         for row in rows:
-            failures.update(self._produce_acknowledged([row])[0])
+            failures.update(self._produce_acknowledged([row], topic)[0])
             if row.id in failures and not _permanent(failures[row.id]):
                 break
         return failures
@@ -199,13 +241,15 @@ class OutboxRelay:
     @staticmethod
     def _mark_failed(
         conn: psycopg.Connection,
+        stream: Stream,
         rows: list[OutboxRow],
         errors: dict[int, KafkaError],
     ) -> None:
         for row in rows:
             error = errors[row.id]
             conn.execute(
-                "UPDATE config_outbox SET failed_at = now(), error = %s WHERE id = %s",
+                f"UPDATE {stream.table} SET failed_at = now(), error = %s"
+                " WHERE id = %s",
                 (error.str(), row.id),
             )
             FAILED.labels(error.name()).inc()
@@ -214,6 +258,7 @@ class OutboxRelay:
                 extra={
                     "outbox_id": row.id,
                     "key": row.key,
+                    "topic": stream.topic,
                     "error": error.str(),
                     "size": len(row.payload or b""),
                 },
@@ -222,17 +267,20 @@ class OutboxRelay:
     @staticmethod
     def purge_published(conn: psycopg.Connection) -> int:
         """Delete rows published more than the retention ago; how many were."""
-        deleted = conn.execute(
-            "DELETE FROM config_outbox WHERE published_at < now() - make_interval("
-            "days => %s)",
-            (PUBLISHED_RETENTION_DAYS,),
-        ).rowcount
+        deleted = 0
+        for table in (CONFIG_OUTBOX, JOB_OUTBOX):
+            if table == CONFIG_OUTBOX or _exists(conn, table):
+                deleted += conn.execute(
+                    f"DELETE FROM {table} WHERE published_at < now() - make_interval("
+                    "days => %s)",
+                    (PUBLISHED_RETENTION_DAYS,),
+                ).rowcount
         if deleted:
             log.info("published outbox rows purged", extra={"count": deleted})
         return deleted
 
     def _produce_acknowledged(
-        self, rows: list[OutboxRow]
+        self, rows: list[OutboxRow], topic: str
     ) -> tuple[dict[int, KafkaError], bool]:
         """Produce ``rows`` and wait for Kafka.
 
@@ -251,7 +299,7 @@ class OutboxRelay:
         for row in rows:
             try:
                 self._producer.produce(
-                    self._topic,
+                    topic,
                     key=row.key.encode(),
                     value=row.payload,
                     on_delivery=functools.partial(delivered, row.id),
@@ -265,6 +313,11 @@ class OutboxRelay:
         if remaining:
             raise RelayError(f"publishing the outbox failed: {remaining} not acked")
         return failures, from_broker
+
+
+def _exists(conn: psycopg.Connection, table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+    return bool(row and row[0] is not None)
 
 
 def _permanent(error: KafkaError) -> bool:

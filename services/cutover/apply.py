@@ -6,6 +6,13 @@ and what is written is exactly what the ledger did not hold yet. Channels and
 rules are stored through :mod:`services.cutover.create` (the API's validation,
 encryption and outbox rows); every converted old row is remembered in
 ``legacy_cutover_items``. Any failure rolls the whole apply back.
+
+History is never written to the job tables: the job events of the copied jobs
+(:mod:`services.cutover.history`) go to ``job_outbox`` in the same transaction,
+the outbox relay publishes them to ``notify.jobs`` in order, and the recorder
+writes ``notification_jobs`` and ``notification_log`` from them as from any job
+event. The history shows in the API once a relay and a recorder have run, and a
+replay of ``notify.jobs`` rebuilds it with everything else.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from services.api.outbox import record_job_events
 from services.cutover.create import insert_channel, insert_rule, validate_rule
 from services.cutover.legacy import LegacySnapshot
 from services.cutover.plan import (
@@ -49,6 +57,8 @@ class Applied:
     rules: int = 0
     jobs: int = 0
     attempts: int = 0
+    # Job events queued for notify.jobs: a queued event and the attempts per job.
+    job_events: int = 0
 
     @property
     def nothing(self) -> bool:
@@ -63,26 +73,36 @@ def apply_plan(
     skip: Iterable[str] = (),
     *,
     with_history: bool = False,
+    skip_history: bool = False,
     codec: Codec | None = None,
 ) -> tuple[Plan, Applied]:
     """Plan against the current database and write the plan, all in one transaction."""
+    if with_history and skip_history:
+        raise ValueError(
+            "--with-history copies the old jobs and --skip-history leaves them "
+            "behind; give one of them"
+        )
     box = SecretBox.from_settings(settings)
     codec = codec or default_codec()
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
         state = read_target_state(conn)
         plan = build_plan(
-            snapshot, state, skip, allow_private_targets=settings.allow_private_targets
+            snapshot,
+            state,
+            skip,
+            allow_private_targets=settings.allow_private_targets,
+            skip_history=skip_history,
         )
         applied = Applied(
             tenants=_tenants(conn, plan),
             channels=_channels(conn, plan, box, codec),
             rules=_rules(conn, plan, codec),
-            **(_history(conn, plan.new_jobs) if with_history else {}),
+            **(_history(conn, plan.new_jobs, codec) if with_history else {}),
         )
         # A re-run that finds everything converted changes nothing at all.
         if not (applied.nothing and state.applied):
-            _record_run(conn, applied, with_history)
+            _record_run(conn, applied, with_history, skip_history)
     log.info("legacy cutover applied", extra=asdict(applied))
     return plan, applied
 
@@ -129,34 +149,22 @@ def _rules(conn: psycopg.Connection, plan: Plan, codec: Codec) -> int:
     return len(plan.new_rules)
 
 
-def _history(conn: psycopg.Connection, jobs: list[JobItem]) -> dict[str, int]:
-    job_rows = [item.copy.job for item in jobs if item.copy is not None]
-    log_rows = [
-        {"job_id": item.legacy_id, **row}
-        for item in jobs
-        if item.copy is not None
-        for row in item.copy.log
-    ]
-    _insert_many(conn, "notification_jobs", job_rows, "(job_id)")
-    _insert_many(conn, "notification_log", log_rows, "(job_id, attempt, state)")
+def _history(
+    conn: psycopg.Connection, jobs: list[JobItem], codec: Codec
+) -> dict[str, int]:
+    """Queue the copied jobs' events for notify.jobs and remember the jobs."""
+    copies = [item.copy for item in jobs if item.copy is not None]
+    # One job's events stay together and in order; they share the job id as
+    # key, so they stay in order on notify.jobs too.
+    events = record_job_events(
+        conn, codec, (event for copy in copies for event in copy.events)
+    )
     _remember_many(conn, JOBS, [(item.legacy_id, item.legacy_id) for item in jobs])
-    return {"jobs": len(job_rows), "attempts": len(log_rows)}
-
-
-def _insert_many(
-    conn: psycopg.Connection, table: str, rows: list[dict[str, Any]], conflict: str
-) -> None:
-    """Insert rows that all have the same keys, in one pipelined batch."""
-    if not rows:
-        return
-    columns = ", ".join(rows[0])
-    placeholders = ", ".join(["%s"] * len(rows[0]))
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
-            f" ON CONFLICT {conflict} DO NOTHING",
-            [tuple(row.values()) for row in rows],
-        )
+    return {
+        "jobs": len(copies),
+        "attempts": sum(copy.attempts for copy in copies),
+        "job_events": events,
+    }
 
 
 def _remember_many(
@@ -180,8 +188,15 @@ def _remember(
     )
 
 
-def _record_run(conn: psycopg.Connection, applied: Applied, with_history: bool) -> None:
+def _record_run(
+    conn: psycopg.Connection, applied: Applied, with_history: bool, skip_history: bool
+) -> None:
+    summary = {
+        **asdict(applied),
+        "with_history": with_history,
+        "skip_history": skip_history,
+    }
     conn.execute(
         "INSERT INTO legacy_cutover_runs (action, summary) VALUES ('apply', %s)",
-        (Jsonb({**asdict(applied), "with_history": with_history}),),
+        (Jsonb(summary),),
     )

@@ -1,12 +1,31 @@
-"""Turning finished old jobs and their attempts into job and attempt-log rows.
+"""Turning finished old jobs and their attempts into job events for notify.jobs.
 
-A ``COMPLETED`` job becomes a ``delivered`` job and a ``FAILED`` one a ``dead``
-job, under its old id, so a re-run finds it. Each old attempt becomes one
-``notification_log`` row: ``delivered`` when it succeeded, ``dead`` for the
-last attempt of a failed job and ``retrying`` for the others. Old jobs did not
-record the alert event, so the copied jobs carry no ``alert`` and a dead one
-cannot be re-sent from the API; what the old payload says about the event
-(event id, severity, time) is kept where it exists.
+The job tables are a projection of ``notify.jobs`` that the recorder alone
+writes, so the copied history is not written to them: each finished old job
+becomes the JobEvents that tell its story, which the apply queues in
+``job_outbox`` and the relay publishes; the recorder then writes the rows, and
+a replay of ``notify.jobs`` writes them again.
+
+The events of one old job, under its old id (so a re-run finds it) and on the
+channel converted from its integration, without a rule:
+
+- ``queued`` at the job's ``created_at`` for its first attempt;
+- one event per old attempt, in attempt order: ``retrying`` for every attempt
+  but the last, and the job's final state for the last one (``COMPLETED`` is
+  ``delivered``, ``FAILED`` is ``dead``), each with the attempt's HTTP status,
+  reason, error text and duration, at the time it finished;
+- an old job without attempt rows (the old system counted attempts without
+  always recording them) gets one outcome event instead, so its history does
+  not look empty.
+
+What the recorder makes of them is what the job tables show: ``created_at`` is
+the job's creation, ``updated_at`` the time of its last attempt (the old row's
+``updated_at`` is not carried), the last error that of the last attempt (the
+job's ``last_error`` where the attempt has none). Old jobs did not record the
+alert event, so the copied jobs carry no ``alert`` and a dead one cannot be
+re-sent; what the old payload says about the event (event id, severity, time)
+is kept where it exists. Error text has the integration's secrets removed and
+is bounded like a deliverer's, since it now travels through Kafka.
 """
 
 from __future__ import annotations
@@ -17,7 +36,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.cutover.legacy import LegacyAttempt, LegacyJob
-from services.deliverer.outcome import Reason, classify_http
+from services.deliverer.outcome import MAX_ERROR_CHARS, Reason, classify_http
+from services.deliverer.redact import redact
 from switchboard.domain import EventKind, JobState, Severity
 
 TERMINAL_STATES = {"COMPLETED": JobState.DELIVERED, "FAILED": JobState.DEAD}
@@ -25,14 +45,20 @@ UNFINISHED_STATUSES = frozenset({"PENDING", "PROCESSING"})
 # What a job row shows when the old payload did not name the severity or kind.
 UNKNOWN = "UNKNOWN"
 HTTP_CHANNEL_TYPES = frozenset({"webhook"})
+# JobEvent's int fields are Avro ints; a value beyond them is unknown, not an error.
+INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
 class JobCopy:
-    """The notification_jobs row and notification_log rows of one old job."""
+    """The JobEvents of one finished old job, in the order they are published."""
 
-    job: dict[str, Any]
-    log: tuple[dict[str, Any], ...]
+    events: tuple[dict[str, Any], ...]
+
+    @property
+    def attempts(self) -> int:
+        """How many attempt outcomes the events carry (rows of the attempt log)."""
+        return sum(1 for event in self.events if event["state"] != JobState.QUEUED)
 
 
 def terminal_state(job: LegacyJob) -> JobState | None:
@@ -46,106 +72,165 @@ def unfinished(job: LegacyJob) -> bool:
 
 
 def copy_job(
-    job: LegacyJob, tenant_id: uuid.UUID, channel_id: uuid.UUID, channel_type: str
+    job: LegacyJob,
+    tenant_id: uuid.UUID,
+    channel_id: uuid.UUID,
+    channel_type: str,
+    hidden: tuple[str, ...] = (),
 ) -> JobCopy:
-    """The rows of a finished old job delivered over ``channel_id``."""
+    """The events of a finished old job delivered over ``channel_id``.
+
+    ``hidden`` are the integration's secret values, removed from error text.
+    """
     state = terminal_state(job)
     assert state is not None, "only finished jobs are copied"
-    log = _log_rows(job, state, channel_type)
-    last = log[-1]
+    base = _identity(job, tenant_id, channel_id, channel_type)
+    outcomes = _outcomes(job, state, channel_type)
+    queued = _event(
+        base,
+        JobState.QUEUED,
+        outcomes[0]["attempt"],
+        _utc(job.created_at) or outcomes[0]["occurred_at"],
+    )
+    events = [queued] + [
+        {**base, **outcome, "error": _error_text(outcome["error"], hidden)}
+        for outcome in outcomes
+    ]
+    return JobCopy(tuple(events))
+
+
+def _identity(
+    job: LegacyJob, tenant_id: uuid.UUID, channel_id: uuid.UUID, channel_type: str
+) -> dict[str, Any]:
+    """The fields every event of the job repeats, so each is self-contained."""
     payload = job.payload if isinstance(job.payload, dict) else {}
-    created_at = job.created_at or datetime.now(UTC)
-    row = {
-        "job_id": job.id,
-        "tenant_id": tenant_id,
-        "channel_id": channel_id,
+    created_at = _utc(job.created_at) or datetime.now(UTC)
+    return {
+        "job_id": str(job.id),
+        "tenant_id": str(tenant_id),
+        "channel_id": str(channel_id),
         "rule_id": None,
         "channel_type": channel_type,
         "event_id": str(payload.get("event_id") or job.id),
         "alert_id": job.alert_id or str(payload.get("alert_id") or ""),
         "event_kind": _known(job.event_kind or payload.get("kind"), EventKind),
         "severity": _known(payload.get("severity"), Severity),
-        "state": str(state),
-        "attempts": last["attempt"],
-        "state_attempt": last["attempt"],
-        "state_rank": state.rank,
-        "last_status_code": last["status_code"],
-        "last_reason": last["reason"],
-        "last_error": job.last_error or last["error"],
         "event_occurred_at": _time(payload.get("occurred_at")) or created_at,
-        "created_at": created_at,
-        "updated_at": job.updated_at or created_at,
-        "delivered_at": last["occurred_at"] if state is JobState.DELIVERED else None,
+        "next_attempt_at": None,
+        "is_test": False,
+        "alert": None,
     }
-    return JobCopy(row, tuple(log))
 
 
-def _log_rows(
+def _event(
+    base: dict[str, Any], state: JobState, attempt: int, occurred_at: datetime
+) -> dict[str, Any]:
+    return {
+        **base,
+        "state": str(state),
+        "attempt": attempt,
+        "occurred_at": occurred_at,
+        "status_code": None,
+        "reason": None,
+        "error": None,
+        "duration_ms": None,
+    }
+
+
+def _outcomes(
     job: LegacyJob, state: JobState, channel_type: str
 ) -> list[dict[str, Any]]:
+    """The outcome fields of each attempt, the last one carrying the final state."""
     attempts = job.attempt_rows
     if not attempts:
-        # The old system counted attempts without recording them: one row for
-        # the outcome keeps the job's history from looking empty.
-        return [_outcome_row(job, state)]
-    rows = []
-    for index, attempt in enumerate(attempts):
-        final = index == len(attempts) - 1
-        rows.append(_attempt_row(job, attempt, state if final else None, channel_type))
-    return rows
+        return [_outcome_without_attempts(job, state)]
+    last = len(attempts) - 1
+    return [
+        _attempt_outcome(
+            job, attempt, state if index == last else JobState.RETRYING, channel_type
+        )
+        for index, attempt in enumerate(attempts)
+    ]
 
 
-def _outcome_row(job: LegacyJob, state: JobState) -> dict[str, Any]:
+def _outcome_without_attempts(job: LegacyJob, state: JobState) -> dict[str, Any]:
     return {
-        "attempt": max(job.attempts, 1),
         "state": str(state),
+        "attempt": _int32(max(job.attempts, 1)) or 1,
+        "occurred_at": _utc(job.updated_at or job.created_at) or datetime.now(UTC),
         "status_code": None,
         "reason": str(Reason.DELIVERED) if state is JobState.DELIVERED else None,
         "error": job.last_error,
         "duration_ms": None,
-        "occurred_at": job.updated_at or job.created_at or datetime.now(UTC),
     }
 
 
-def _attempt_row(
-    job: LegacyJob, attempt: LegacyAttempt, final: JobState | None, channel_type: str
+def _attempt_outcome(
+    job: LegacyJob, attempt: LegacyAttempt, state: JobState, channel_type: str
 ) -> dict[str, Any]:
-    if attempt.ok:
-        state = JobState.DELIVERED
-    else:
-        state = final if final is JobState.DEAD else JobState.RETRYING
-    duration = None
-    if attempt.started_at and attempt.finished_at:
-        duration = int(
-            (attempt.finished_at - attempt.started_at).total_seconds() * 1000
-        )
+    final = state is not JobState.RETRYING
+    error = attempt.error or (job.last_error if final else None)
     return {
-        "attempt": attempt.attempt_no,
         "state": str(state),
-        "status_code": attempt.http_status,
-        "reason": _reason(attempt, channel_type),
-        "error": attempt.error,
-        "duration_ms": duration,
-        "occurred_at": attempt.finished_at
-        or attempt.started_at
-        or job.updated_at
-        or job.created_at
+        "attempt": attempt.attempt_no,
+        "occurred_at": _utc(
+            attempt.finished_at
+            or attempt.started_at
+            or job.updated_at
+            or job.created_at
+        )
         or datetime.now(UTC),
+        "status_code": _int32(attempt.http_status),
+        "reason": _reason(state, attempt, channel_type),
+        "error": error,
+        "duration_ms": _duration_ms(attempt),
     }
 
 
-def _reason(attempt: LegacyAttempt, channel_type: str) -> str | None:
-    if attempt.ok:
+def _reason(state: JobState, attempt: LegacyAttempt, channel_type: str) -> str | None:
+    # The old system did not classify failures; an HTTP status can be.
+    if state is JobState.DELIVERED:
         return str(Reason.DELIVERED)
-    if attempt.http_status is not None and channel_type in HTTP_CHANNEL_TYPES:
-        return str(classify_http(attempt.http_status).reason)
-    # The old system did not classify other failures; the error text stays.
-    return None
+    if attempt.ok or attempt.http_status is None:
+        return None
+    if channel_type not in HTTP_CHANNEL_TYPES:
+        return None
+    reason = classify_http(attempt.http_status).reason
+    return None if reason is Reason.DELIVERED else str(reason)
+
+
+def _duration_ms(attempt: LegacyAttempt) -> int | None:
+    if not (attempt.started_at and attempt.finished_at):
+        return None
+    elapsed = attempt.finished_at - attempt.started_at
+    return _int32(int(elapsed.total_seconds() * 1000))
+
+
+def _int32(value: int | None) -> int | None:
+    """``value`` if an Avro int holds it and it is not negative; else unknown."""
+    if value is None or not 0 <= value <= INT32_MAX:
+        return None
+    return value
+
+
+def _error_text(text: str | None, hidden: tuple[str, ...]) -> str | None:
+    """Old error text without the integration's secrets, bounded like a deliverer's."""
+    text = redact(text, hidden)
+    if text is None or len(text) <= MAX_ERROR_CHARS:
+        return text
+    return text[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def _known(value: Any, names: type[EventKind] | type[Severity]) -> str:
     text = str(value).strip().upper() if value is not None else ""
     return text if text in {str(name) for name in names} else UNKNOWN
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A timestamp as UTC; an old column without a time zone is read as UTC."""
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _time(value: Any) -> datetime | None:
@@ -154,8 +239,7 @@ def _time(value: Any) -> datetime | None:
         if isinstance(value, int | float):
             return datetime.fromtimestamp(value / 1000, UTC)
         if isinstance(value, str):
-            moment = datetime.fromisoformat(value)
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            return _utc(datetime.fromisoformat(value))
     except (ValueError, OverflowError, OSError):
         return None
     return None

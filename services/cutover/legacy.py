@@ -5,6 +5,11 @@ The old schema is taken as it was deployed: ``tenant_id`` is read as text
 filter") and ``config`` is whatever JSON the old system stored. Nothing is
 interpreted here; :mod:`services.cutover.convert` and friends decide what each
 row becomes.
+
+A table of one of the four names that lacks a column the cutover reads (or
+whose ids are not uuids) is not the old system's: the read stops with a
+:class:`CutoverFailed` naming the table and what it lacks, before any row is
+read, rather than with the database's bare "column does not exist".
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from services.cutover.errors import CutoverFailed
+
 # In the order they are dropped: attempts reference jobs, routes integrations.
 LEGACY_TABLES = (
     "delivery_attempts",
@@ -24,6 +31,28 @@ LEGACY_TABLES = (
     "integration_routes",
     "integrations",
 )
+
+# The columns the cutover reads from each old table.
+COLUMNS = {
+    "integrations": (
+        "id tenant_id name type enabled config created_at",
+        ("id",),
+    ),
+    "integration_routes": (
+        "id tenant_id integration_id name enabled site_ids device_prefixes"
+        " deliver_on alert_types min_severity priority created_at",
+        ("id", "integration_id"),
+    ),
+    "delivery_jobs": (
+        "id tenant_id integration_id alert_id event_kind status attempts last_error"
+        " payload created_at updated_at",
+        ("id", "integration_id"),
+    ),
+    "delivery_attempts": (
+        "id job_id attempt_no ok http_status error started_at finished_at",
+        ("job_id",),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -116,6 +145,31 @@ def present_tables(conn: psycopg.Connection) -> tuple[str, ...]:
     return tuple(found)
 
 
+def check_columns(conn: psycopg.Connection, table: str) -> None:
+    """Raise :class:`CutoverFailed` unless ``table`` has the old schema's columns."""
+    names, uuid_columns = COLUMNS[table]
+    found = dict(
+        conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        ).fetchall()
+    )
+    missing = [name for name in names.split() if name not in found]
+    not_uuid = [
+        f"{name} is {found[name]}"
+        for name in uuid_columns
+        if name in found and found[name] != "uuid"
+    ]
+    if missing or not_uuid:
+        lacks = (f"no column {', '.join(missing)}",) if missing else ()
+        problems = "; ".join((*lacks, *(f"{p}, not uuid" for p in not_uuid)))
+        raise CutoverFailed(
+            f"table {table} does not look like the old integrations system's "
+            f"({problems}); is this the old system's database? Nothing was written."
+        )
+
+
 def read_snapshot(conn: psycopg.Connection) -> LegacySnapshot:
     """Read all four old tables in one read-only, repeatable-read transaction.
 
@@ -126,6 +180,8 @@ def read_snapshot(conn: psycopg.Connection) -> LegacySnapshot:
     with conn.transaction(force_rollback=True):
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         present = present_tables(conn)
+        for table in present:
+            check_columns(conn, table)
         integrations = _integrations(conn) if "integrations" in present else []
         routes = _routes(conn) if "integration_routes" in present else []
         attempts = _attempts(conn) if "delivery_attempts" in present else []

@@ -7,6 +7,12 @@ planning after an apply shows nothing left to create. Every old row ends up in
 exactly one place: to create, already converted, skipped, pending (unfinished
 jobs, never copied) or unconvertible with the reasons.
 
+History: finished old jobs are carried over as job events (see
+:mod:`services.cutover.history`) with ``--with-history``, or left behind on
+purpose with ``skip_history`` (``--skip-history``), in which case they are not
+planned at all and do not block the drop. Unfinished jobs are never carried
+over either way.
+
 Tenants: Switchboard identifies tenants by uuid, and alerts name them by the
 same id the old system used. An old tenant id that is not yet in ``tenants`` is
 created with that id (so its alerts keep routing), named ``legacy-<id>`` and
@@ -20,10 +26,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 
-from services.cutover.convert import Draft, Unconvertible, convert
+from services.cutover.convert import CREDENTIAL_HEADER, Draft, Unconvertible, convert
 from services.cutover.create import (
     InvalidInput,
     ValidChannel,
@@ -38,6 +45,7 @@ from services.cutover.legacy import (
     LegacySnapshot,
 )
 from services.cutover.routes import may_both_match, rule_fields
+from services.deliverer.channels.webhook.config import credential_variants
 from services.deliverer.redact import redact, secret_values
 
 INTEGRATIONS, ROUTES, JOBS = "integrations", "integration_routes", "delivery_jobs"
@@ -147,6 +155,10 @@ class Plan:
     unconvertible: list[UnconvertibleRow] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # With skip_history: the finished old jobs and attempts left behind.
+    skip_history: bool = False
+    history_left_behind: list[str] = field(default_factory=list)
+    attempts_left_behind: int = 0
 
     @property
     def new_channels(self) -> list[ChannelItem]:
@@ -203,9 +215,15 @@ def build_plan(
     skip: Iterable[str] = (),
     *,
     allow_private_targets: bool = False,
+    skip_history: bool = False,
 ) -> Plan:
-    """The plan for ``snapshot`` given what the database already holds."""
-    return _Planner(snapshot, state, skip, allow_private_targets).plan()
+    """The plan for ``snapshot`` given what the database already holds.
+
+    With ``skip_history`` the finished old jobs are left behind: not planned,
+    only counted.
+    """
+    planner = _Planner(snapshot, state, skip, allow_private_targets, skip_history)
+    return planner.plan()
 
 
 def _parse_tenant(text: str) -> uuid.UUID | None:
@@ -239,13 +257,15 @@ class _Planner:
         state: TargetState,
         skip: Iterable[str],
         allow_private_targets: bool,
+        skip_history: bool = False,
     ) -> None:
         """Prepare to plan ``snapshot`` against ``state``."""
         self.snapshot = snapshot
         self.state = state
         self.skip = {str(value).strip().lower() for value in skip}
         self.allow_private = allow_private_targets
-        self.result = Plan(legacy_tables=snapshot.present)
+        self.result = Plan(legacy_tables=snapshot.present, skip_history=skip_history)
+        self.hidden: dict[uuid.UUID, tuple[str, ...]] = {}
         self.integrations = {i.id: i for i in snapshot.integrations}
         self.targets: dict[uuid.UUID, _Target] = {}
         self.skipped_integrations: set[uuid.UUID] = set()
@@ -460,6 +480,10 @@ class _Planner:
                 )
             )
             return
+        if self.result.skip_history:
+            self.result.history_left_behind.append(str(job.id))
+            self.result.attempts_left_behind += len(job.attempt_rows)
+            return
         self._finished_job(job)
 
     def _finished_job(self, job: LegacyJob) -> None:
@@ -485,8 +509,27 @@ class _Planner:
             self.result.jobs.append(
                 JobItem(job.id, tenant, target.channel_type, str(state), exists=True)
             )
+        elif target.tenant_id != tenant:
+            # Copied, the job would show one tenant another tenant's channel.
+            self._refuse(
+                JOBS,
+                job,
+                [
+                    (
+                        "tenant_id",
+                        "the job and its integration belong to different tenants",
+                    )
+                ],
+            )
         else:
-            copy = copy_job(job, tenant, target.channel_id, target.channel_type)
+            assert job.integration_id is not None
+            copy = copy_job(
+                job,
+                tenant,
+                target.channel_id,
+                target.channel_type,
+                self._hidden(job.integration_id),
+            )
             self.result.jobs.append(
                 JobItem(
                     job.id,
@@ -513,11 +556,27 @@ class _Planner:
         self._orphan_attempts()
         self._overlaps()
 
+    def _hidden(self, integration_id: uuid.UUID) -> tuple[str, ...]:
+        """The secret values of an old integration, to remove from its jobs' text."""
+        if integration_id not in self.hidden:
+            integration = self.integrations[integration_id]
+            draft = None
+            try:
+                draft = convert(integration)
+            except Unconvertible:
+                pass
+            self.hidden[integration_id] = secret_values(_secrets_of(draft, integration))
+        return self.hidden[integration_id]
+
     def _orphan_attempts(self) -> None:
         """Attempts of no job are never copied: skipped by id, or a warning."""
         orphans = self.snapshot.orphan_attempt_ids
         left = [a for a in orphans if a.lower() not in self.skip]
         self.result.skipped += [(ATTEMPTS, a) for a in orphans if a not in left]
+        if self.result.skip_history:
+            # History left behind: they neither warn nor block the drop.
+            self.result.attempts_left_behind += len(left)
+            return
         if not left:
             return
         shown = ", ".join(left[:MAX_IDS_SHOWN])
@@ -602,7 +661,39 @@ def _origin(name: str, origins: dict[str, str]) -> str | None:
     return None
 
 
-def _secrets_of(draft: Draft, integration: LegacyIntegration) -> dict[str, Any]:
+def _secrets_of(draft: Draft | None, integration: LegacyIntegration) -> dict[str, Any]:
+    """Every secret value of an old integration and of what it converts to.
+
+    Besides the keys that hold secrets, the old config's credential-looking
+    headers and its URL's password and query values, where tokens often sit.
+    """
     old = integration.config if isinstance(integration.config, dict) else {}
-    values = {f"old_{key}": old.get(key) for key in SECRET_KEYS if old.get(key)}
-    return {**values, **draft.secrets}
+    values: dict[str, Any] = {
+        f"old_{key}": old.get(key) for key in SECRET_KEYS if old.get(key)
+    }
+    headers = old.get("headers")
+    if isinstance(headers, dict):
+        credentials = {
+            str(k): v
+            for k, v in headers.items()
+            if CREDENTIAL_HEADER.search(str(k)) and isinstance(v, str)
+        }
+        # Servers that refuse a credential often quote only its token.
+        values["old_headers"] = [
+            *credentials.values(),
+            *credential_variants(credentials),
+        ]
+    url = old.get("url")
+    if isinstance(url, str):
+        values["old_url"] = _url_secrets(url)
+    return {**values, **(draft.secrets if draft is not None else {})}
+
+
+def _url_secrets(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return []
+    found = [value for _, value in parse_qsl(parts.query)]
+    return found + ([password] if password else [])

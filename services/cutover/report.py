@@ -2,7 +2,8 @@
 
 Both forms carry the same content: per tenant and channel type, the channels
 and rules to create (or converted by an earlier run), the history to carry
-over, then every row that is unfinished, unconvertible or skipped. Secrets never
+over (or left behind with ``--skip-history``), then every row that is
+unfinished, unconvertible or skipped. Secrets never
 appear: a channel lists the names of its secrets, URL query values and
 credentials are masked, and so are header values that look like credentials.
 """
@@ -27,6 +28,14 @@ MASK = "***"
 STOP_OLD_SYSTEM_NOTE = (
     "Note: stop the old system's delivery workers when applying; while both run, "
     "an alert is delivered by both."
+)
+HISTORY_NOTE = (
+    "published to notify.jobs through the outbox relay and written to the job "
+    "tables by the recorder; they show once both have run"
+)
+HISTORY_LEFT_BEHIND_NOTE = (
+    "finished old jobs and their attempts are not carried over and do not block "
+    "--drop-legacy; dropping the old tables deletes them"
 )
 TENANT_NOTE = (
     "created with the old id so their alerts keep routing, named legacy-<id>, "
@@ -110,7 +119,7 @@ def _history_json(jobs: list[JobItem]) -> dict[str, int]:
             counts["copied_before"] += 1
             continue
         counts[item.state] += 1
-        counts["attempts"] += len(item.copy.log) if item.copy else 0
+        counts["attempts"] += item.copy.attempts if item.copy else 0
     return counts
 
 
@@ -143,8 +152,20 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             for u in plan.unconvertible
         ],
         "skipped": [{"table": t, "legacy_id": i} for t, i in plan.skipped],
+        "history_left_behind": _left_behind_json(plan),
         "warnings": list(plan.warnings),
         "summary": summary(plan),
+    }
+
+
+def _left_behind_json(plan: Plan) -> dict[str, Any] | None:
+    """With --skip-history: what is left behind, or None when history is kept."""
+    if not plan.skip_history:
+        return None
+    return {
+        "jobs": len(plan.history_left_behind),
+        "attempts": plan.attempts_left_behind,
+        "note": HISTORY_LEFT_BEHIND_NOTE,
     }
 
 
@@ -183,7 +204,7 @@ def summary(plan: Plan) -> dict[str, int]:
         "rules_to_create": len(plan.new_rules),
         "rules_converted_before": len(plan.rules) - len(plan.new_rules),
         "jobs_to_copy": len(new_jobs),
-        "attempts_to_copy": sum(len(j.copy.log) for j in new_jobs if j.copy),
+        "attempts_to_copy": sum(j.copy.attempts for j in new_jobs if j.copy),
         "jobs_copied_before": len(plan.jobs) - len(new_jobs),
         "unfinished_jobs": len(plan.pending_jobs),
         "unconvertible": len(plan.unconvertible),
@@ -269,7 +290,11 @@ def _rule_line(rule: dict[str, Any]) -> str:
 
 
 def _history_line(counts: dict[str, int], with_history: bool) -> str:
-    when = "copied" if with_history else "copied by --apply --with-history"
+    when = (
+        f"copied: {HISTORY_NOTE}"
+        if with_history
+        else "copied by --apply --with-history, or left behind with --skip-history"
+    )
     line = (
         f"    history {counts['delivered']} delivered and {counts['dead']} dead jobs,"
         f" {counts['attempts']} attempts ({when})"
@@ -299,6 +324,13 @@ def _tail(data: dict[str, Any]) -> list[str]:
                 f" (tenant {row['tenant_id']}):"
             )
             lines += [f"    {p['field']}: {p['problem']}" for p in row["problems"]]
+    left = data["history_left_behind"]
+    if left is not None:
+        lines += [
+            "",
+            f"History left behind (--skip-history): {left['jobs']} finished jobs "
+            f"and {left['attempts']} attempts; {left['note']}.",
+        ]
     if data["skipped"]:
         lines += ["", "Skipped:"]
         lines += [f"  {s['table']} {s['legacy_id']}" for s in data["skipped"]]

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from cutover_fixture import SECRETS, Legacy, create_legacy
 
+from services.cutover.errors import CutoverFailed
 from services.cutover.legacy import LEGACY_TABLES, present_tables
 from services.cutover.run import run_cutover
 from switchboard import db
@@ -151,14 +152,20 @@ def test_a_failing_apply_writes_nothing(
             (legacy.known_tenant, legacy.id("plain_hook")),
         )
 
-    with pytest.raises(psycopg.errors.UniqueViolation):
+    with pytest.raises(CutoverFailed) as failed:
         run_cutover(cutover_settings, apply=True, with_history=True)
+
+    assert isinstance(failed.value.__cause__, psycopg.errors.UniqueViolation)
+    assert str(failed.value).startswith(
+        "the apply failed (rolled back, nothing was written): duplicate key"
+    )
 
     with psycopg.connect(legacy.url) as conn:
         assert conn.execute(
             "SELECT count(*) FROM notification_channels"
         ).fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM config_outbox").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM job_outbox").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (1,)
         assert present_tables(conn) == LEGACY_TABLES
 
@@ -168,3 +175,44 @@ def test_an_unmigrated_database_gets_a_clear_error(scratch_database: str) -> Non
 
     assert result.returncode == 1
     assert "not migrated; run `switchboard migrate`" in result.stderr
+
+
+def test_a_source_that_is_not_the_old_schema_is_named(
+    scratch_database: str, old_database: str
+) -> None:
+    db.migrate(scratch_database)
+    with psycopg.connect(old_database) as conn:
+        conn.execute("CREATE TABLE integrations (id uuid, name text, type text)")
+
+    result = cutover(scratch_database, "--source-url", old_database)
+
+    assert result.returncode == 1
+    assert (
+        "table integrations does not look like the old integrations system's "
+        "(no column tenant_id, enabled, config, created_at)"
+    ) in result.stderr
+    assert "rolled back" not in result.stderr
+
+
+def test_a_failing_plan_says_nothing_was_written(
+    scratch_database: str, old_database: str, settings: Settings
+) -> None:
+    db.migrate(scratch_database)
+    # Every column is there, but one cannot be read the way the cutover reads it.
+    with psycopg.connect(old_database) as conn:
+        conn.execute(
+            "CREATE TABLE integrations (id uuid, tenant_id uuid, name text,"
+            " type text, enabled boolean, config jsonb, created_at json)"
+        )
+    target = settings.model_copy(update={"database_url": scratch_database})
+
+    with pytest.raises(CutoverFailed) as failed:
+        run_cutover(target, source_url=old_database)
+    result = cutover(scratch_database, "--source-url", old_database)
+
+    assert str(failed.value).startswith(
+        "reading the old tables failed (nothing was written): "
+    )
+    assert result.returncode == 1
+    assert "reading the old tables failed (nothing was written)" in result.stderr
+    assert "rolled back" not in result.stderr

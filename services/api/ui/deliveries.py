@@ -43,7 +43,7 @@ async def list_page(request: Request, api: Api) -> Response:
     channel_id = _chosen(query.get("channel_id"), set(names))
     answer = await api.get(
         API,
-        status=status,
+        state=status,
         channel_id=channel_id,
         cursor=query.get("cursor"),
         limit=PAGE_SIZE,

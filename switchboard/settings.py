@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     allow_private_targets: bool = Field(
         False, description="Allow URL targets on loopback, private or link-local nets."
     )
+    deliverer_max_in_flight: int = Field(
+        1000,
+        ge=1,
+        description=(
+            "Messages a deliverer process holds at once, sending or waiting for a "
+            "busy channel; beyond it the deliverer pauses its partitions."
+        ),
+    )
 
     log_level: str = Field("INFO", description="Root log level.")
     log_format: str = Field("text", description="`text` or `json`.")

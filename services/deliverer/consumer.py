@@ -1,14 +1,17 @@
 """Consuming one channel type's main topic or retry tiers without blocking asyncio.
 
 ``consume`` runs in a dedicated thread with a short timeout, so the event loop
-keeps sending while the consumer waits for messages. Each message becomes a
-task bounded by the process-wide slot count; its offset is stored only after the
-pipeline made its outcome durable, in offset order per partition.
+keeps sending while the consumer waits for messages. Each message is tracked
+from the moment it is consumed; its offset is stored only after the pipeline
+made its outcome durable, in offset order per partition.
 
-On the retry tiers a message that is not yet due holds its partition: the
-partition is paused and the consumer seeks back to that message, and it resumes
-when the message is due. The consumer keeps polling meanwhile, so it stays in
-its group however long the delay, and other partitions keep flowing.
+A consumed message starts as soon as the process's in-flight bound and its
+channel's share of it allow (:class:`InFlightLimits`); until then it waits in
+memory. The consumer never waits by not polling, which would get it evicted
+from its group: when the bound is reached it pauses all its partitions, and a
+partition with messages waiting for their channel's share is paused too, while
+``consume`` keeps being called. On the retry tiers a message that is not yet due
+holds its partition the same way (see :mod:`services.deliverer.pauses`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import (
     Consumer,
@@ -28,8 +33,10 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from services.deliverer.limits import InFlightLimits
 from services.deliverer.lookup import DeliveredLookup
 from services.deliverer.offsets import OffsetTracker, PartitionProgress
+from services.deliverer.pauses import PartitionKey, RetryGate, Throttle
 from services.deliverer.pipeline import Incoming, Pipeline
 from services.deliverer.topology import TypeTopics
 from switchboard.codec import Codec, CodecError
@@ -43,63 +50,22 @@ CONSUME_TIMEOUT_S = 0.1
 AUTO_COMMIT_INTERVAL_MS = 1000
 
 
-class RetryGate:
-    """Holds back retry partitions whose head message is not due yet."""
+@dataclass(frozen=True)
+class _Waiting:
+    """A consumed message, already tracked, waiting for room to start."""
 
-    def __init__(self, consumer: Consumer) -> None:
-        """Pause and resume partitions of ``consumer``."""
-        self._consumer = consumer
-        self._held: dict[tuple[str, int], float] = {}
-        self._unsought: dict[tuple[str, int], TopicPartition] = {}
+    item: Incoming
+    progress: PartitionProgress
+    delivered: bool
 
-    def is_held(self, message: Message) -> bool:
-        """Whether the message's partition is held (the message will come again)."""
-        return (message.topic(), message.partition()) in self._held
+    @property
+    def channel(self) -> str | None:
+        command = self.item.command
+        return None if command is None else str(command["channel_id"])
 
-    def hold(self, message: Message, due: datetime) -> None:
-        """Pause the message's partition and rewind it to the message."""
-        position = TopicPartition(
-            message.topic(), message.partition(), message.offset()
-        )
-        self._consumer.pause([position])
-        key = (message.topic(), message.partition())
-        self._held[key] = due.timestamp()
-        self._unsought[key] = position
-        self._seek(key)
-
-    def release_due(self) -> None:
-        """Resume every held partition whose head is due now and is rewound."""
-        now = time.time()
-        due = [
-            key for key, due_s in self._held.items() if due_s <= now and self._seek(key)
-        ]
-        if due:
-            self._consumer.resume([TopicPartition(topic, p) for topic, p in due])
-            for key in due:
-                del self._held[key]
-
-    def _seek(self, key: tuple[str, int]) -> bool:
-        # Resuming without the rewind would skip the held message and let later
-        # offsets be stored past it, so a failed seek is retried until it works.
-        position = self._unsought.get(key)
-        if position is None:
-            return True
-        try:
-            self._consumer.seek(position)
-        except KafkaException as error:
-            log.warning(
-                "seek back failed; partition stays held",
-                extra={"topic": key[0], "partition": key[1], "error": str(error)},
-            )
-            return False
-        del self._unsought[key]
-        return True
-
-    def forget(self, partitions: list[tuple[str, int]]) -> None:
-        """Drop revoked partitions."""
-        for key in partitions:
-            self._held.pop(key, None)
-            self._unsought.pop(key, None)
+    @property
+    def partition(self) -> PartitionKey:
+        return (self.item.topic, self.item.partition)
 
 
 class CommandConsumer:
@@ -113,22 +79,30 @@ class CommandConsumer:
         pipeline: Pipeline,
         lookup: DeliveredLookup,
         codec: Codec,
-        slots: asyncio.Semaphore,
+        limits: InFlightLimits,
+        consumer_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """Prepare a consumer for ``topics`` (retry tiers if ``retry``)."""
+        """Prepare a consumer for ``topics`` (retry tiers if ``retry``).
+
+        ``consumer_options`` override the Kafka consumer's configuration.
+        """
         self._settings = settings
         self._topics = topics
         self._retry = retry
         self._pipeline = pipeline
         self._lookup = lookup
         self._codec = codec
-        self._slots = slots
+        self._limits = limits
+        self._consumer_options = dict(consumer_options or {})
         self._tracker = OffsetTracker()
         self._pending_lock = threading.Lock()
-        self._pending_offsets: dict[tuple[str, int], int] = {}
+        self._pending_offsets: dict[PartitionKey, int] = {}
+        self._revoked: set[PartitionKey] = set()
+        self._waiting: list[_Waiting] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer: Consumer | None = None
         self._gate: RetryGate | None = None
+        self._throttle: Throttle | None = None
         self.failure: BaseException | None = None
 
     @property
@@ -147,17 +121,19 @@ class CommandConsumer:
                 # Commits only what store_offsets stored, also on revoke and close.
                 "enable.auto.commit": True,
                 "auto.commit.interval.ms": AUTO_COMMIT_INTERVAL_MS,
+                **self._consumer_options,
             },
         )
         self._consumer = consumer
         self._gate = RetryGate(consumer) if self._retry else None
+        self._throttle = Throttle(consumer, self._gate)
         subscribed = self._topics.retry_topics if self._retry else [self._topics.main]
         consumer.subscribe(
             subscribed, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
         log.info("consumer started", extra={"group": self.name, "topics": subscribed})
         try:
-            await self._loop(loop, executor, consumer, stopping)
+            await self._loop(loop, executor, stopping)
         except BaseException as error:
             self.failure = error
             stopping.set()
@@ -172,15 +148,16 @@ class CommandConsumer:
         self,
         loop: asyncio.AbstractEventLoop,
         executor: ThreadPoolExecutor,
-        consumer: Consumer,
         stopping: asyncio.Event,
     ) -> None:
         while not stopping.is_set():
-            if self._gate is not None:
-                self._gate.release_due()
+            self._start_waiting(stopping)
+            self._pause_what_cannot_start()
             messages = await loop.run_in_executor(executor, self._store_and_consume)
+            self._drop_revoked()
             if messages:
-                await self._dispatch(messages, stopping)
+                await self._admit_batch(messages)
+                self._start_waiting(stopping)
 
     def _store_and_consume(self) -> list[Message]:
         """Store the offsets that advanced, then consume; runs in the consumer thread.
@@ -203,19 +180,43 @@ class CommandConsumer:
             # A partition was revoked meanwhile; its next owner redoes the rest.
             log.debug("offsets not stored", extra={"error": str(error)})
 
-    async def _dispatch(self, messages: list[Message], stopping: asyncio.Event) -> None:
+    def _pause_what_cannot_start(self) -> None:
+        """Pause partitions whose next messages could only wait; resume the rest.
+
+        Called every round, so partitions assigned meanwhile are paused too.
+        """
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        if self._limits.full():
+            wanted = assigned
+        else:
+            wanted = {waiting.partition for waiting in self._waiting} & assigned
+        self._throttle.hold_only(wanted)
+        if self._gate is not None:
+            self._gate.release_due(keep_paused=self._throttle.paused)
+
+    async def _admit_batch(self, messages: list[Message]) -> None:
         items = [item for item in map(self._admit, messages) if item is not None]
         job_ids = [item.command["job_id"] for item in items if item.command]
         delivered = await self._lookup.delivered(job_ids)
         for item in items:
-            await self._slots.acquire()
+            # Tracked now, in offset order, so that no offset is stored past a
+            # message still waiting while later ones of its partition finish.
             progress = self._tracker.begin(item.topic, item.partition, item.offset)
             is_delivered = bool(item.command) and item.command["job_id"] in delivered
-            task = asyncio.create_task(
-                self._process(item, progress, is_delivered, stopping)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._waiting.append(_Waiting(item, progress, is_delivered))
+
+    def _start_waiting(self, stopping: asyncio.Event) -> None:
+        """Start every waiting message its channel's share and the bound allow."""
+        still: list[_Waiting] = []
+        for waiting in self._waiting:
+            if self._limits.admits(waiting.channel):
+                self._limits.take(waiting.channel)
+                task = asyncio.create_task(self._process(waiting, stopping))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                still.append(waiting)
+        self._waiting = still
 
     def _admit(self, message: Message) -> Incoming | None:
         error = message.error()
@@ -251,15 +252,12 @@ class CommandConsumer:
             decode_error=error,
         )
 
-    async def _process(
-        self,
-        item: Incoming,
-        progress: PartitionProgress,
-        delivered: bool,
-        stopping: asyncio.Event,
-    ) -> None:
+    async def _process(self, waiting: _Waiting, stopping: asyncio.Event) -> None:
+        item = waiting.item
         try:
-            await self._pipeline.handle(item, self._topics.channel_type, delivered)
+            await self._pipeline.handle(
+                item, self._topics.channel_type, waiting.delivered
+            )
         except Exception as error:
             # Kafka did not take what the outcome needs (the pipeline turns
             # every other error into a dead letter), so the offset must not
@@ -275,9 +273,9 @@ class CommandConsumer:
             self.failure = error
             stopping.set()
         else:
-            self._store(progress, item.offset)
+            self._store(waiting.progress, item.offset)
         finally:
-            self._slots.release()
+            self._limits.release(waiting.channel)
 
     def _store(self, progress: PartitionProgress, offset: int) -> None:
         next_offset = self._tracker.finish(progress, offset)
@@ -287,15 +285,30 @@ class CommandConsumer:
                     next_offset
                 )
 
+    def _drop_revoked(self) -> None:
+        """Forget waiting messages of partitions revoked during the last consume."""
+        with self._pending_lock:
+            revoked, self._revoked = self._revoked, set()
+        if revoked:
+            self._waiting = [w for w in self._waiting if w.partition not in revoked]
+
     async def _drain(self) -> None:
+        # Waiting messages never started: their offsets were never stored, so
+        # whoever consumes the partition next does them.
+        self._waiting = []
         if self._tasks:
             await asyncio.wait(set(self._tasks))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Runs inside consume: store what is durable so the commit on revoke
-        # carries it, then forget the partitions.
+        # carries it, then forget the partitions. Their waiting messages are
+        # dropped when consume returns; the next owner does them.
         self._flush_offsets()
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self._tracker.forget(keys)
+        with self._pending_lock:
+            self._revoked.update(keys)
         if self._gate is not None:
             self._gate.forget(keys)
+        if self._throttle is not None:
+            self._throttle.forget(keys)

@@ -3,7 +3,8 @@
 For every served channel type it runs two consumers, one on the main delivery
 topic (group ``switchboard.deliverer.<type>``) and one on the retry tiers (group
 ``switchboard.deliverer.<type>.retry``), feeding one pipeline that sends with
-the type's ``Sender`` under two bounds: messages in flight per process, and
+the type's ``Sender`` under three bounds: messages in flight per process
+(``SWITCHBOARD_DELIVERER_MAX_IN_FLIGHT``), each channel's share of them, and
 concurrent attempts per channel, so a slow endpoint only holds its own slots.
 """
 
@@ -12,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Mapping
+from typing import Any
 
 from services.deliverer.channels import sender_class
 from services.deliverer.channels.base import Sender
 from services.deliverer.consumer import CommandConsumer
 from services.deliverer.kafka_io import AsyncProducer
+from services.deliverer.limits import InFlightLimits
 from services.deliverer.lookup import DeliveredLookup
 from services.deliverer.pipeline import Pipeline
 from services.deliverer.resolve import ChannelResolver
@@ -30,10 +34,12 @@ from switchboard.topics import JOBS_TOPIC
 
 log = logging.getLogger(__name__)
 
-# Messages held in memory per process; tasks waiting for a busy channel count.
-MAX_IN_FLIGHT = 1000
 # Concurrent attempts per channel: a customer's endpoint sees at most this many.
 PER_CHANNEL_CONCURRENCY = 16
+# A channel's share of the in-flight bound, in rounds of its concurrency: enough
+# to keep a healthy endpoint busy, and all that an endpoint hanging until its
+# deadline can hold, so the other channels keep their slots.
+CHANNEL_SHARE_ROUNDS = 4
 CONFIG_READY_TIMEOUT_S = 60.0
 
 
@@ -51,18 +57,24 @@ class Deliverer:
         *,
         topics: dict[str, TypeTopics] | None = None,
         jobs_topic: str = JOBS_TOPIC,
-        max_in_flight: int = MAX_IN_FLIGHT,
+        max_in_flight: int | None = None,
         per_channel: int = PER_CHANNEL_CONCURRENCY,
+        consumer_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """Serve ``channel_types``; ``topics`` overrides the design's topic names."""
+        """Serve ``channel_types``; ``topics`` overrides the design's topic names.
+
+        ``max_in_flight`` defaults to ``settings.deliverer_max_in_flight``;
+        ``consumer_options`` override the Kafka consumers' configuration.
+        """
         self._settings = settings
         self._types = channel_types
         self._topics = topics or {
             t: TypeTopics.for_type(t, settings) for t in channel_types
         }
         self._jobs_topic = jobs_topic
-        self._max_in_flight = max_in_flight
+        self._max_in_flight = max_in_flight or settings.deliverer_max_in_flight
         self._per_channel = per_channel
+        self._consumer_options = consumer_options
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Deliver until ``stopping`` is set; raise if a guarantee forced a stop."""
@@ -114,10 +126,19 @@ class Deliverer:
             self._settings.max_attempts,
             self._per_channel,
         )
-        slots = asyncio.Semaphore(self._max_in_flight)
+        limits = InFlightLimits(
+            self._max_in_flight, channel_share(self._max_in_flight, self._per_channel)
+        )
         return [
             CommandConsumer(
-                self._settings, self._topics[t], retry, pipeline, lookup, codec, slots
+                self._settings,
+                self._topics[t],
+                retry,
+                pipeline,
+                lookup,
+                codec,
+                limits,
+                self._consumer_options,
             )
             for t in self._types
             for retry in (False, True)
@@ -134,6 +155,14 @@ class Deliverer:
                 "topics missing (run `switchboard topics create`): "
                 + ", ".join(missing)
             )
+
+
+def channel_share(max_in_flight: int, per_channel: int) -> int:
+    """How many of ``max_in_flight`` messages one channel may hold.
+
+    At most half of them, so one channel can never take every slot.
+    """
+    return max(1, min(CHANNEL_SHARE_ROUNDS * per_channel, max_in_flight // 2))
 
 
 def run_deliverer(settings: Settings, channel_types: list[str]) -> None:

@@ -4,11 +4,15 @@ A command redelivered after a crash, or a duplicate retry, must not reach the
 receiver again once its job is delivered. The lookup is one query per consumed
 batch; when the database is unreachable the deliverer sends anyway, since a
 duplicate carrying the same idempotency key is better than a lost notification.
+After a failure the lookup rests for a few seconds rather than holding every
+batch up with another connection attempt, and the outage is logged once, when
+it starts, and once more when it ends.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 import psycopg
@@ -20,6 +24,7 @@ DELIVERED_QUERY = (
     "WHERE job_id = ANY(%s::uuid[]) AND state = 'delivered'"
 )
 CONNECT_TIMEOUT_S = 5
+RETRY_AFTER_FAILURE_S = 10.0
 
 
 class DeliveredLookup:
@@ -29,22 +34,42 @@ class DeliveredLookup:
         """Query the database at ``database_url``."""
         self._database_url = database_url
         self._conn: psycopg.AsyncConnection | None = None
+        self._down_since: float | None = None
+        self._resting_until = 0.0
 
     async def delivered(self, job_ids: list[str]) -> set[str]:
         """The subset of ``job_ids`` already delivered; empty if unknown."""
         valid = [job_id for job_id in job_ids if _is_uuid(job_id)]
-        if not valid:
+        if not valid or time.monotonic() < self._resting_until:
             return set()
         try:
             conn = await self._connection()
             cursor = await conn.execute(DELIVERED_QUERY, (valid,))
-            return {row[0] for row in await cursor.fetchall()}
+            delivered = {row[0] for row in await cursor.fetchall()}
         except psycopg.Error as error:
-            log.warning(
-                "delivered lookup failed; sending anyway", extra={"error": str(error)}
-            )
-            await self.close()
+            await self._failed(error)
             return set()
+        if self._down_since is not None:
+            down_ms = int((time.monotonic() - self._down_since) * 1000)
+            log.info("delivered lookup restored", extra={"duration_ms": down_ms})
+            self._down_since = None
+        return delivered
+
+    @property
+    def resting(self) -> bool:
+        """Whether lookups are skipped after a recent failure."""
+        return time.monotonic() < self._resting_until
+
+    async def _failed(self, error: psycopg.Error) -> None:
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            log.warning(
+                "delivered lookup failed; sending without it until it answers",
+                extra={"error": str(error).strip().splitlines()[0]},
+            )
+        self._resting_until = now + RETRY_AFTER_FAILURE_S
+        await self.close()
 
     async def close(self) -> None:
         """Close the connection, if open."""

@@ -53,11 +53,18 @@ class SecretBox:
     def decrypt(self, token: str) -> dict[str, Any]:
         """Decrypt a token produced by :meth:`encrypt` with any configured key."""
         try:
-            return json.loads(self._fernet.decrypt(token.encode()))
+            plain = self._fernet.decrypt(token.encode())
         except InvalidToken:
             raise SecretsError(
                 "stored secrets do not decrypt with any configured key"
             ) from None
+        try:
+            secrets = json.loads(plain)
+        except ValueError:
+            raise SecretsError("stored secrets decrypt to something not JSON") from None
+        if not isinstance(secrets, dict):
+            raise SecretsError("stored secrets decrypt to something not an object")
+        return secrets
 
     def rotate(self, token: str) -> str:
         """Re-encrypt a token under the current key."""

@@ -107,7 +107,8 @@ def _runs(settings: Settings, smtp_port: int, trap_port: int, mqtt_port: int):
 
 async def main(messages: int, in_flight: int) -> None:
     """Run the three measurements and print one line each."""
-    settings = Settings()
+    # The peers listen on loopback, which channels may not target by default.
+    settings = Settings(allow_private_targets=True)
     with tempfile.TemporaryDirectory() as scratch:
         smtp = SmtpReceiver().start()
         traps = TrapReceiver(Path(scratch) / "snmptrapd").start()

@@ -41,14 +41,36 @@ def _log_client_error(error: KafkaError) -> None:
     log.log(level, "kafka client error", extra={"error": error.str()})
 
 
-# librdkafka writes its own log lines to stderr besides calling error_cb; keep
-# only its critical ones there, since error_cb already reports errors.
+# librdkafka's own log lines: only its critical ones, since error_cb already
+# reports errors. They go through the logger below rather than straight to
+# stderr, so they keep the process's log format.
 LIBRDKAFKA_LOG_LEVEL = 2
 
 
+class _LibrdkafkaLog:
+    """What confluent-kafka calls with librdkafka's log lines (its ``logger``)."""
+
+    def __init__(self) -> None:
+        self._log = logging.getLogger(f"{__name__}.librdkafka")
+
+    def log(
+        self, level: int, _format: str, facility: str, client: str, text: str
+    ) -> None:
+        """Log one librdkafka line as a constant message with fields."""
+        self._log.log(
+            level,
+            "librdkafka log",
+            extra={"facility": facility, "client": client, "detail": text},
+        )
+
+
 def client_logging() -> dict[str, Any]:
-    """The error callback and log level every client of the project uses."""
-    return {"error_cb": _log_client_error, "log_level": LIBRDKAFKA_LOG_LEVEL}
+    """The error callback, log level and logger every client of the project uses."""
+    return {
+        "error_cb": _log_client_error,
+        "log_level": LIBRDKAFKA_LOG_LEVEL,
+        "logger": _LibrdkafkaLog(),
+    }
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:

@@ -1,9 +1,15 @@
-"""Logging set up once per process under the ``switchboard`` root logger.
+"""Logging set up once per process, every logger through one root handler.
 
 Modules log with ``logging.getLogger(__name__)``; their names all start with
-``switchboard`` or ``services`` and both are routed here. Messages are constant
-strings and the facts go in ``extra`` fields, which the text format appends as
-``key=value`` pairs and the JSON format emits as keys.
+``switchboard`` or ``services``. Messages are constant strings and the facts go
+in ``extra`` fields, which the text format appends as ``key=value`` pairs and
+the JSON format emits as keys.
+
+:func:`configure_logging` puts the one handler on Python's root logger, so the
+libraries we use (uvicorn, aiomqtt, httpx, pysnmp, aiosmtplib, aiosmtpd,
+asyncio, Python warnings) come out in the same format as our own lines, never
+as bare text that would break ``SWITCHBOARD_LOG_FORMAT=json``. Libraries log at
+WARNING and above only; what they say below that is their normal flow.
 """
 
 from __future__ import annotations
@@ -15,8 +21,28 @@ from datetime import UTC, datetime
 
 ROOT_LOGGERS = ("switchboard", "services")
 
-# Libraries that log request URLs at INFO; webhook URLs can embed tokens.
-QUIET_LIBRARY_LOGGERS = ("httpx", "httpcore")
+# Libraries whose chatter is normal flow; they log at WARNING and above only.
+# httpx and httpcore log request URLs at INFO, and webhook URLs embed tokens, so
+# they stay at WARNING even when our own level is DEBUG.
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "mqtt",
+    "pysnmp",
+    "aiosmtplib",
+    "mail.log",
+    "asyncio",
+    "py.warnings",
+)
+LIBRARY_LEVEL = logging.WARNING
+
+# Library warnings that are normal flow for us, as (logger, message template):
+# aiomqtt warns whenever more than a handful of publishes await their
+# acknowledgement, which under load is simply what a busy sender looks like.
+DEMOTED_TO_DEBUG = (("mqtt", "There are %d pending publish calls."),)
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD_ATTRIBUTES = set(
@@ -67,14 +93,70 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
+class DemoteToDebug(logging.Filter):
+    """Turns the given messages of one library logger into DEBUG records.
+
+    A filter on the library's own logger runs before any handler, so every
+    handler sees the record as DEBUG, and ours drops it unless the configured
+    level is DEBUG.
+    """
+
+    def __init__(self, templates: set[str]) -> None:
+        """Demote records whose unformatted message is one of ``templates``."""
+        super().__init__()
+        self.templates = templates
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Lower a listed record to DEBUG; never drops a record itself."""
+        if record.msg in self.templates and record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+# The handler this module installed, so a second call replaces it instead of
+# adding another, and leaves handlers others put on the root (pytest's) alone.
+_installed: logging.Handler | None = None
+
+
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
-    """Attach one stderr handler to the project's root loggers; safe to call twice."""
+    """Send every logger of the process through one stderr handler; safe to call twice.
+
+    Our loggers log at ``level``; library loggers at WARNING or above (or at
+    ``level`` if that is higher).
+    """
+    global _installed
+    threshold = logging.getLevelName(level.upper())
+    if not isinstance(threshold, int):
+        threshold = logging.INFO
+    library_threshold = max(threshold, LIBRARY_LEVEL)
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.setLevel(threshold)
+    root = logging.getLogger()
+    if _installed is not None:
+        root.removeHandler(_installed)
+    root.addHandler(handler)
+    _installed = handler
+    # Loggers nobody named here (any other library) inherit the root's level.
+    root.setLevel(library_threshold)
+
     for name in ROOT_LOGGERS:
+        _route_to_root(logging.getLogger(name), threshold)
+    for name in LIBRARY_LOGGERS:
+        _route_to_root(logging.getLogger(name), library_threshold)
+    for name in {logger for logger, _ in DEMOTED_TO_DEBUG}:
         logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(level.upper())
-        logger.propagate = False
-    for name in QUIET_LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        templates = {t for n, t in DEMOTED_TO_DEBUG if n == name}
+        logger.filters = [f for f in logger.filters if not isinstance(f, DemoteToDebug)]
+        logger.addFilter(DemoteToDebug(templates))
+    # warnings.warn would otherwise print bare lines to stderr.
+    logging.captureWarnings(True)
+
+
+def _route_to_root(logger: logging.Logger, level: int) -> None:
+    """Drop a logger's own handlers (uvicorn's, say) so it reaches only the root's."""
+    for own in list(logger.handlers):
+        logger.removeHandler(own)
+    logger.setLevel(level)
+    logger.propagate = True

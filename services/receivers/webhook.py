@@ -128,6 +128,9 @@ class WebhookReceiver:
         config = uvicorn.Config(
             self._app,
             log_level="warning",
+            # The process's own logging configuration, not uvicorn's handlers
+            # and format, which would bypass it (and JSON logs).
+            log_config=None,
             lifespan="off",
             interface="asgi3",
             access_log=False,

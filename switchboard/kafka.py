@@ -8,7 +8,9 @@ cooperative rebalancing.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from typing import Any
 
@@ -25,10 +27,64 @@ log = logging.getLogger(__name__)
 CLIENT_ERROR_LOG_INTERVAL_S = 30.0
 _last_logged: dict[tuple[int, str], float] = {}
 
+# librdkafka queues client errors until the client next polls. A producer that
+# sits idle (the API's, between test and retry requests) would report an outage
+# that ended minutes ago as if it were happening now, so the errors it serves
+# right after an idle spell are of unknown age and logged at DEBUG only. An
+# outage still going on shows again within seconds, as the client keeps polling
+# while it waits for its acknowledgements, and on use as a failed produce.
+IDLE_S = 5.0
+# The queued errors are served by the first poll of the call that ends the idle
+# spell, within a millisecond; the margin is for a busy interpreter.
+BACKLOG_S = 0.5
 
-def _log_client_error(error: KafkaError) -> None:
+
+class ServeClock:
+    """When a producer last served its callbacks, to tell a backlog from news."""
+
+    def __init__(self) -> None:
+        """A clock whose client has just been created (not idle)."""
+        self._lock = threading.Lock()
+        self._active = 0
+        self._last = time.monotonic()
+        self._backlog_until = 0.0
+        self._idle_s = 0.0
+
+    def enter(self) -> None:
+        """A poll or flush begins; after an idle spell, its first errors are old."""
+        with self._lock:
+            now = time.monotonic()
+            if self._active == 0 and now - self._last > IDLE_S:
+                self._idle_s = now - self._last
+                self._backlog_until = now + BACKLOG_S
+            self._active += 1
+            self._last = now
+
+    def leave(self) -> None:
+        """A poll or flush returned."""
+        with self._lock:
+            self._active -= 1
+            self._last = time.monotonic()
+
+    def backlog_idle_s(self) -> float | None:
+        """How long the client had been idle, while it serves that backlog; or None."""
+        with self._lock:
+            if time.monotonic() < self._backlog_until:
+                return self._idle_s
+            return None
+
+
+def _log_client_error(error: KafkaError, clock: ServeClock | None = None) -> None:
     # librdkafka reports transient broker problems here and recovers by itself;
     # only fatal errors need the caller's attention, and they surface on use.
+    if clock is not None and not error.fatal():
+        idle_s = clock.backlog_idle_s()
+        if idle_s is not None:
+            log.debug(
+                "kafka client error queued while idle",
+                extra={"error": error.str(), "idle_s": round(idle_s, 1)},
+            )
+            return
     now = time.monotonic()
     key = (error.code(), error.str())
     if (
@@ -64,10 +120,14 @@ class _LibrdkafkaLog:
         )
 
 
-def client_logging() -> dict[str, Any]:
-    """The error callback, log level and logger every client of the project uses."""
+def client_logging(clock: ServeClock | None = None) -> dict[str, Any]:
+    """The error callback, log level and logger every client of the project uses.
+
+    With a ``clock`` (see :func:`make_producer`), errors a client served just
+    after an idle spell are logged at DEBUG only.
+    """
     return {
-        "error_cb": _log_client_error,
+        "error_cb": functools.partial(_log_client_error, clock=clock),
         "log_level": LIBRDKAFKA_LOG_LEVEL,
         "logger": _LibrdkafkaLog(),
     }
@@ -87,9 +147,36 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return config
 
 
+class ClockedProducer(Producer):
+    """A producer whose polls and flushes keep its :class:`ServeClock`."""
+
+    clock: ServeClock
+
+    def poll(self, *args: Any, **kwargs: Any) -> int:
+        """Serve callbacks, as :meth:`Producer.poll`."""
+        self.clock.enter()
+        try:
+            return super().poll(*args, **kwargs)
+        finally:
+            self.clock.leave()
+
+    def flush(self, *args: Any, **kwargs: Any) -> int:
+        """Wait for acknowledgements, as :meth:`Producer.flush`."""
+        self.clock.enter()
+        try:
+            return super().flush(*args, **kwargs)
+        finally:
+            self.clock.leave()
+
+
 def make_producer(settings: Settings, **overrides: Any) -> Producer:
-    """An idempotent producer."""
-    return Producer(producer_config(settings, **overrides))
+    """An idempotent producer; errors it had queued while idle are not news."""
+    clock = ServeClock()
+    producer = ClockedProducer(
+        producer_config(settings, **{**client_logging(clock), **overrides})
+    )
+    producer.clock = clock
+    return producer
 
 
 # Batches commit within milliseconds; a short timeout lets the broker abort a

@@ -47,6 +47,10 @@ class TenantApi:
         """Create a routing rule; raises with the API's answer if refused."""
         return _created(self.client.post(RULES, json=body))
 
+    def delete_channel(self, channel_id: str) -> None:
+        """Delete a channel and its rules; raises with the API's answer if refused."""
+        _deleted(self.client.delete(f"{CHANNELS}/{channel_id}"))
+
     def jobs(self, **filters: Any) -> list[dict[str, Any]]:
         """Every job of the tenant (matching ``filters``), all pages."""
         found: list[dict[str, Any]] = []
@@ -76,6 +80,11 @@ def _created(response: httpx.Response) -> dict[str, Any]:
     if response.status_code != 201:
         raise RuntimeError(f"the API refused: {response.status_code} {response.text}")
     return response.json()
+
+
+def _deleted(response: httpx.Response) -> None:
+    if response.status_code != 204:
+        raise RuntimeError(f"the API refused: {response.status_code} {response.text}")
 
 
 def wait_config_published(database_url: str, keys: list[str]) -> None:

@@ -45,12 +45,15 @@ def configure(
     rule_bodies: Callable[[dict[str, str]], list[dict[str, Any]]],
     channel_types: list[str] | None = None,
     publisher: AlertPublisher | None = None,
+    probe_name: str | None = None,
+    alive: Callable[[], None] | None = None,
 ) -> Configured:
     """Create channels and rules through the API; wait until the pipeline has them.
 
     With a ``publisher``, waits until a probe of a later change has gone
-    through router and deliverer (:func:`wait_until_routed`); else only until
-    the relay has published the changes.
+    through router and deliverer (:func:`wait_until_routed`, which
+    ``probe_name`` and ``alive`` are for); else only until the relay has
+    published the changes.
     """
     bodies = receivers.channel_bodies()
     wanted = channel_types or list(bodies)
@@ -59,21 +62,37 @@ def configure(
     rules = [api.create_rule(body) for body in rule_bodies(ids)]
     wait_config_published(database_url, config_keys(list(channels.values()), rules))
     if publisher is not None:
-        wait_until_routed(str(api.client.base_url), database_url, receivers, publisher)
+        wait_until_routed(
+            str(api.client.base_url),
+            database_url,
+            receivers,
+            publisher,
+            probe_name=probe_name,
+            alive=alive,
+        )
     types = {channel["id"]: t for t, channel in channels.items()}
     return Configured(channels, rules, Reference(rules, types))
 
 
 def wait_until_routed(
-    api_url: str, database_url: str, receivers: Receivers, publisher: AlertPublisher
+    api_url: str,
+    database_url: str,
+    receivers: Receivers,
+    publisher: AlertPublisher,
+    probe_name: str | None = None,
+    alive: Callable[[], None] | None = None,
 ) -> None:
     """Wait until the router and deliverer apply configuration made up to now.
 
     notify.config is one partition, applied in order: once a probe tenant's
     rule, created after ours, routes a probe alert to the webhook receiver,
     every earlier change is in the router's and the deliverer's caches too.
+    The probe's channel and rule are deleted afterwards (through the API), so
+    they do not outlive the receiver they point at; its tenant, named
+    ``probe_name``, stays with the probe's job. ``alive`` is called while
+    waiting and may raise, e.g. when a service has exited.
     """
-    tenant_id, key = new_tenant(database_url, unique_name("probe"))
+    tenant_id, key = new_tenant(database_url, probe_name or unique_name("probe"))
     probe = TenantApi(api_url, key)
     # A path of its own, so an earlier probe's request cannot answer this one.
     path = f"{PROBE_PATH}/{tenant_id}"
@@ -83,16 +102,23 @@ def wait_until_routed(
             | {"config": {"url": receivers.webhook.url(path)}}
         )
         probe.create_rule({"channel_id": channel["id"], "name": "probe"})
-        _probe_until_received(receivers, publisher, tenant_id, path)
+        _probe_until_received(receivers, publisher, tenant_id, path, alive)
+        probe.delete_channel(channel["id"])  # and with it the rule
     finally:
         probe.close()
 
 
 def _probe_until_received(
-    receivers: Receivers, publisher: AlertPublisher, tenant_id: str, path: str
+    receivers: Receivers,
+    publisher: AlertPublisher,
+    tenant_id: str,
+    path: str,
+    alive: Callable[[], None] | None,
 ) -> None:
     deadline = time.monotonic() + PROBE_TIMEOUT_S
     while time.monotonic() < deadline:
+        if alive is not None:
+            alive()
         publisher.publish(_probe_alert(tenant_id))
         publisher.flush()
         waited = time.monotonic() + PROBE_INTERVAL_S

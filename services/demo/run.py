@@ -6,12 +6,19 @@ the receivers in this process and the API, outbox relay, router, deliverer and
 recorder as separate processes, configures a tenant through the HTTP API, publishes the
 stream while one receiver is down for a while, and watches until every job has
 settled. Then it prints a summary per channel type read from the API and exits
-non-zero if anything the rules call for did not arrive exactly as expected.
+non-zero if anything the rules call for did not arrive exactly as expected. A
+service that exits during the run ends it, naming the service and its log.
+
+With ``--keep-running`` everything stays up after the verdict, a service that
+exits (a fault drill's SIGKILL, say) is reported and restarted, until Ctrl-C or
+SIGTERM. Either way the demo leaves behind what :data:`LEFT_BEHIND` says.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import statistics
 import tempfile
 import time
@@ -21,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from services.demo.expect import ExpectedJob, Verdict, compare, expected_jobs
-from services.demo.processes import Pipeline, free_port
+from services.demo.processes import Pipeline, ServiceExited, Supervisor, free_port
 from services.demo.readiness import wait_for_partition_leaders
 from services.demo.receivers import CHANNEL_TYPES, Receivers
 from services.demo.scenario import PlannedEvent, demo_rules, plan_stream, utc_now
@@ -39,7 +47,20 @@ from switchboard.settings import Settings
 from switchboard.topics import ensure_topics, topic_specs
 
 POLL_S = 1.0
-DEFAULT_API_PORT = 8080
+SUPERVISE_S = 1.0
+
+# What a run leaves in place, for the demo's --help and the end of a run. The
+# tenant's data is the run's result, and the logs explain it, so neither is
+# deleted; only the readiness probe's channel and rule, pointing at a receiver
+# that is gone when the demo ends, are the demo's own scratch state.
+LEFT_BEHIND = (
+    "The demo leaves behind, for inspection: its tenant (demo-<id>) with seven "
+    "channels, its rules and every job and attempt, in the configured database; "
+    "a probe tenant (demo-<id>-probe) whose channel and rule it deletes; and the "
+    "services' logs under /tmp/switchboard-demo-*/logs. Routers load the "
+    "tenant's rules from notify.config; `switchboard tenant key demo-<id>` "
+    "issues an API key to read its jobs."
+)
 
 
 @dataclass(frozen=True)
@@ -83,12 +104,16 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
     work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="switchboard-demo-"))
     tag = unique_name("demo")
     receivers = Receivers(work_dir, settings.mqtt_host, settings.mqtt_port, tag)
-    pipeline = _pipeline(settings, options, work_dir)
+    pipeline = _pipeline(settings, options, work_dir, console)
     try:
-        return _run(settings, options, console, receivers, pipeline, tag)
+        return _run(settings, options, console, receivers, pipeline, tag, started)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; stopping everything the demo started[/]")
         return 130
+    except ServiceExited as exited:
+        # One line, not a traceback: which service, and where to read why.
+        console.print(f"[bold red]error:[/] {escape(str(exited))}", highlight=False)
+        return 1
     finally:
         _shutdown(console, pipeline, receivers, settings, started, options)
 
@@ -120,25 +145,52 @@ def _prepare_stack(settings: Settings, console: Console) -> list[str]:
     return started
 
 
-def _pipeline(settings: Settings, options: DemoOptions, work_dir: Path) -> Pipeline:
+def _pipeline(
+    settings: Settings, options: DemoOptions, work_dir: Path, console: Console
+) -> Pipeline:
+    # Everything the services reach comes from the demo's settings, so they
+    # use the same stack and topic as the demo itself, whatever the defaults.
     environment = {
         "SWITCHBOARD_RETRY_DELAYS": options.retry_delays,
         "SWITCHBOARD_MAX_ATTEMPTS": str(options.max_attempts),
         "SWITCHBOARD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "SWITCHBOARD_DATABASE_URL": settings.database_url,
+        "SWITCHBOARD_ALERTS_TOPIC": settings.alerts_topic,
+        "SWITCHBOARD_MQTT_HOST": settings.mqtt_host,
+        "SWITCHBOARD_MQTT_PORT": str(settings.mqtt_port),
     }
     pipeline = Pipeline.create(
-        work_dir / "logs", environment, CHANNEL_TYPES, options.one_deliverer
+        work_dir / "logs",
+        environment,
+        CHANNEL_TYPES,
+        options.one_deliverer,
+        # One SWITCHBOARD_METRICS_PORT cannot serve five processes; each gets
+        # its own port, listed with --keep-running.
+        metrics=settings.metrics_port != 0,
     )
-    pipeline.api_port = (
-        DEFAULT_API_PORT if _port_free(DEFAULT_API_PORT) else free_port()
-    )
+    pipeline.api_port, note = choose_api_port(settings.api_port)
+    pipeline.environment["SWITCHBOARD_API_PORT"] = str(pipeline.api_port)
+    if note:
+        console.print(f"[yellow]{note}[/]", highlight=False)
     return pipeline
 
 
-def _port_free(port: int) -> bool:
-    import socket
+def choose_api_port(wanted: int) -> tuple[int, str | None]:
+    """The demo API's port: ``wanted`` (SWITCHBOARD_API_PORT) if free, else another.
 
+    The second value says so when the port was taken (by another stack's API,
+    say), since the demo's addresses then differ from the configured ones.
+    """
+    if _port_free(wanted):
+        return wanted, None
+    port = free_port()
+    return port, (
+        f"Port {wanted} (SWITCHBOARD_API_PORT) is in use, perhaps by another "
+        f"stack's API; the demo's API listens on port {port} instead"
+    )
+
+
+def _port_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -154,6 +206,7 @@ def _run(
     receivers: Receivers,
     pipeline: Pipeline,
     tag: str,
+    started: list[str],
 ) -> int:
     console.print(
         f"[bold]Retry tiers for this demo: {options.retry_delays}[/] "
@@ -169,19 +222,27 @@ def _run(
     api = TenantApi(pipeline.api_url, key)
     publisher = AlertPublisher(settings, default_codec())
     configured = configure(
-        api, receivers, settings.database_url, demo_rules, publisher=publisher
+        api,
+        receivers,
+        settings.database_url,
+        demo_rules,
+        publisher=publisher,
+        probe_name=f"{tag}-probe",
+        alive=pipeline.check,
     )
     console.print(
-        f"Tenant {tenant_id}: {len(configured.channels)} channels and "
-        f"{len(configured.rules)} rules created through {pipeline.api_url}"
+        f"Tenant {tag} ({tenant_id}): {len(configured.channels)} channels and "
+        f"{len(configured.rules)} rules created through {pipeline.api_url}",
+        highlight=False,
     )
     outcome = _stream_and_watch(
         publisher, options, console, receivers, pipeline, api, configured, tenant_id
     )
-    ok = _report(console, outcome, pipeline)
+    ok = _report(console, outcome)
     if options.keep_running:
-        _print_addresses(console, pipeline, receivers, key)
-        _wait_forever(console)
+        _print_addresses(console, pipeline, receivers, key, tag, started)
+        _supervise(console, pipeline)
+    _print_left_behind(console, pipeline, tag, tenant_id, configured, outcome)
     api.close()
     return 0 if ok else 1
 
@@ -204,11 +265,11 @@ def _stream_and_watch(
     )
     receivers.outage(options.outage_type, options.outage_s, options.outage_status)
     with _progress(console) as progress:
-        watch = _Watch(progress, receivers, api, len(stream.events))
+        watch = _Watch(progress, receivers, api, len(stream.events), pipeline)
         alerts = _publish(stream.events, publisher, tenant_id, watch)
         expected = expected_jobs(configured.reference, alerts)
         watch.expect(expected)
-        watch.until_settled(options.settle_timeout_s, pipeline)
+        watch.until_settled(options.settle_timeout_s)
     jobs = api.jobs()
     verdict = compare(expected, receivers.arrivals())
     return Outcome(alerts, expected, verdict, jobs, _state_mismatches(expected, jobs))
@@ -243,12 +304,18 @@ def _publish(
 
 
 class _Watch:
-    """Keeps the progress display current from the receivers and the API."""
+    """Keeps the progress display current; ends the run if a service exited."""
 
     def __init__(
-        self, progress: Progress, receivers: Receivers, api: TenantApi, events: int
+        self,
+        progress: Progress,
+        receivers: Receivers,
+        api: TenantApi,
+        events: int,
+        pipeline: Pipeline,
     ) -> None:
         self.progress, self.receivers, self.api = progress, receivers, api
+        self.pipeline = pipeline
         self.expected_jobs: list[ExpectedJob] = []
         self.expected: set[str] = set()
         self.all_expected: set[str] = set()
@@ -279,6 +346,7 @@ class _Watch:
 
     def poll(self) -> tuple[int, int, int]:
         self._last_poll = time.monotonic()
+        self.pipeline.check()
         arrivals = self.receivers.arrivals()
         if self.expected_jobs:
             delivered = len(compare(self.expected_jobs, arrivals).first_arrival)
@@ -293,13 +361,11 @@ class _Watch:
         self.progress.update(self.tasks["dead"], completed=dead, total=max(dead, 1))
         return delivered, retrying, dead
 
-    def until_settled(self, timeout_s: float, pipeline: Pipeline) -> None:
+    def until_settled(self, timeout_s: float) -> None:
         """Until every expected job arrived and none is retrying (or the timeout)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             delivered, retrying, _dead = self.poll()
-            if pipeline.dead():
-                raise RuntimeError(f"processes exited: {', '.join(pipeline.dead())}")
             if delivered >= len(self.expected) and retrying == 0 and self._recorded():
                 return
             time.sleep(POLL_S)
@@ -331,7 +397,7 @@ def _state_mismatches(
     return problems
 
 
-def _report(console: Console, outcome: Outcome, pipeline: Pipeline) -> bool:
+def _report(console: Console, outcome: Outcome) -> bool:
     console.print(_summary_table(outcome))
     verdict = outcome.verdict
     problems = verdict.problems()
@@ -351,7 +417,6 @@ def _report(console: Console, outcome: Outcome, pipeline: Pipeline) -> bool:
         console.print("[bold red]FAILED[/]")
         for line in problems:
             console.print(f"  {line}", highlight=False)
-        console.print(f"Logs: {pipeline.log_dir}")
         return False
     console.print(
         f"[bold green]OK[/]: all {len(verdict.first_arrival)} notifications the rules "
@@ -414,20 +479,67 @@ def _percentiles(values: list[float]) -> tuple[str, str]:
 
 
 def _print_addresses(
-    console: Console, pipeline: Pipeline, receivers: Receivers, key: str
+    console: Console,
+    pipeline: Pipeline,
+    receivers: Receivers,
+    key: str,
+    tag: str,
+    started: list[str],
 ) -> None:
-    console.print("[bold]Everything stays up; Ctrl-C stops it.[/]")
-    console.print(f"  API        {pipeline.api_url}/docs")
-    console.print(f"  Web page   {pipeline.api_url}/ui")
-    console.print(f"  API key    {key}")
-    for channel_type, address in receivers.addresses().items():
-        console.print(f"  {channel_type:<10} {address}", highlight=False)
-    console.print(f"  logs       {pipeline.log_dir}")
+    console.print(
+        "[bold]Everything stays up; a service that exits is restarted.[/]",
+    )
+    lines = [
+        ("API", f"{pipeline.api_url}/docs"),
+        ("Web page", f"{pipeline.api_url}/ui"),
+        ("tenant", tag),
+        ("API key", key),
+        *receivers.addresses().items(),
+        *(
+            (f"metrics {name}", f"http://127.0.0.1:{port}/metrics")
+            for name, port in pipeline.metrics_ports.items()
+        ),
+        ("logs", str(pipeline.log_dir)),
+    ]
+    for label, value in lines:
+        console.print(f"  {label:<10} {value}", highlight=False, markup=False)
+    stack = f" and the stack's {', '.join(started)}" if started else ""
+    console.print(
+        f"[bold]To stop it[/]: Ctrl-C here, or `kill {os.getpid()}` from another "
+        f"terminal; either stops the demo's processes and receivers{stack}.",
+        highlight=False,
+    )
 
 
-def _wait_forever(console: Console) -> None:
+def _supervise(console: Console, pipeline: Pipeline) -> None:
+    """Restart services that exit, one line each, until Ctrl-C or SIGTERM."""
+    supervisor = Supervisor(
+        pipeline,
+        lambda line: console.print(f"[yellow]{escape(line)}[/]", highlight=False),
+    )
     while True:
-        time.sleep(1)
+        supervisor.step()
+        time.sleep(SUPERVISE_S)
+
+
+def _print_left_behind(
+    console: Console,
+    pipeline: Pipeline,
+    tag: str,
+    tenant_id: str,
+    configured: Configured,
+    outcome: Outcome,
+) -> None:
+    """Say what the run leaves in place, so a later look can find (or skip) it."""
+    console.print("Left in place for inspection:", highlight=False)
+    console.print(
+        f"  tenant {tag} ({tenant_id}): {len(configured.channels)} channels, "
+        f"{len(configured.rules)} rules, {len(outcome.jobs)} jobs; "
+        f"`switchboard tenant key {tag}` issues an API key to read them",
+        highlight=False,
+        markup=False,
+    )
+    console.print(f"  logs   {pipeline.log_dir}", highlight=False, markup=False)
 
 
 def _shutdown(

@@ -7,7 +7,8 @@ the JSON format emits as keys.
 
 :func:`configure_logging` puts the one handler on Python's root logger, so the
 libraries we use (uvicorn, aiomqtt, httpx, pysnmp, aiosmtplib, aiosmtpd,
-asyncio, Python warnings) come out in the same format as our own lines, never
+asyncio, Python warnings, uncaught exceptions in threads) come out in the same
+format as our own lines, never
 as bare text that would break ``SWITCHBOARD_LOG_FORMAT=json``. Libraries log at
 WARNING and above only; what they say below that is their normal flow.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 
 ROOT_LOGGERS = ("switchboard", "services")
@@ -150,8 +152,21 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         templates = {t for n, t in DEMOTED_TO_DEBUG if n == name}
         logger.filters = [f for f in logger.filters if not isinstance(f, DemoteToDebug)]
         logger.addFilter(DemoteToDebug(templates))
-    # warnings.warn would otherwise print bare lines to stderr.
+    # warnings.warn and a thread's uncaught exception would otherwise print
+    # bare lines to stderr.
     logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """Log a thread's uncaught exception, with its traceback, as one record."""
+    if args.exc_type is SystemExit:
+        return
+    logging.getLogger(__name__).error(
+        "uncaught exception in thread",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        extra={"in_thread": args.thread.name if args.thread else None},
+    )
 
 
 def _route_to_root(logger: logging.Logger, level: int) -> None:

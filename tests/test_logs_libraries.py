@@ -1,7 +1,8 @@
 """Every library logger goes through the one root configuration of switchboard.logs.
 
 A process set up for JSON logs must write nothing else to stderr: not aiomqtt's
-bare warnings, not uvicorn's or librdkafka's own formats, not Python warnings.
+bare warnings, not uvicorn's or librdkafka's own formats, not Python warnings
+or a thread's traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +28,7 @@ PENDING = "There are %d pending publish calls."
 # it, a Kafka producer (and librdkafka's own log) whose broker is not there.
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, logging, socket, sys, time, warnings
+    import asyncio, logging, socket, sys, threading, time, warnings
     import aiomqtt, httpx
     from services.receivers.webhook import WebhookReceiver
     from switchboard.kafka import make_producer
@@ -61,6 +63,9 @@ SCRIPT = textwrap.dedent(
     logging.getLogger("pysnmp").info("library chatter")
     logging.getLogger("pysnmp").warning("library warning")
     warnings.warn("a python warning", UserWarning, stacklevel=1)
+    crash = threading.Thread(target=lambda: 1 / 0, name="crashing")
+    crash.start()
+    crash.join()
     logging.getLogger("services.demo").info("our line", extra={"n": 1})
     """
 )
@@ -81,7 +86,9 @@ def restored_logging() -> Iterator[None]:
         for name in names
     }
     root_state = (root.level, list(root.handlers))
+    excepthook = threading.excepthook
     yield
+    threading.excepthook = excepthook
     logging.captureWarnings(False)
     root.setLevel(root_state[0])
     root.handlers = root_state[1]
@@ -121,6 +128,10 @@ def test_a_json_process_writes_only_json_lines(
     assert "kafka client error" in messages
     assert "librdkafka log" in messages
     assert any("a python warning" in m for m in messages)
+    crash = next(r for r in records if r["message"] == "uncaught exception in thread")
+    assert (
+        crash["in_thread"] == "crashing" and "ZeroDivisionError" in crash["exception"]
+    )
     assert "library chatter" not in messages
     assert not [m for m in messages if "pending publish" in m]
     assert all(r["level"] != "INFO" or r["logger"] == "services.demo" for r in records)

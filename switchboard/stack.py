@@ -1,9 +1,11 @@
 """The local development stack: Kafka (KRaft), PostgreSQL and Mosquitto, no Docker.
 
-``up`` starts each managed component, records its pid in the state folder and
-waits until it answers; ``down`` stops exactly the processes it recorded. A
-component left out of ``SWITCHBOARD_STACK_COMPONENTS`` is not started: its address
-setting points at an existing service instead.
+``up`` first checks every managed component (its ports free, its programs
+installed) and starts none if one cannot start, so a port conflict never leaves
+half a stack running. Then it starts each managed component, records its pid in
+the state folder and waits until it answers; ``down`` stops exactly the
+processes it recorded. A component left out of ``SWITCHBOARD_STACK_COMPONENTS``
+is not started: its address setting points at an existing service instead.
 
 Every failure is a :class:`StackError` whose message is one line saying what
 failed and what to do (with the tail of the component's log where there is one).
@@ -45,6 +47,13 @@ STOP_TIMEOUT_S = 20.0
 SYSTEM_PACKAGES_HINT = (
     "run `make system-deps` (apt-get install postgresql mosquitto snmptrapd snmp)"
 )
+_JAVA_MISSING = (
+    "kafka: `java` not found; install Java 17+ (apt-get install "
+    "openjdk-17-jre-headless)"
+)
+_MAVEN_MISSING = "kafka: `mvn` not found; install Maven (apt-get install maven)"
+_POSTGRES_MISSING = f"postgres: server binaries not found; {SYSTEM_PACKAGES_HINT}"
+_MOSQUITTO_MISSING = f"mosquitto: not installed; {SYSTEM_PACKAGES_HINT}"
 
 
 class StackError(Exception):
@@ -76,6 +85,11 @@ def port_answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def ports_in_use(host: str, ports: tuple[int, ...]) -> list[int]:
+    """Those of ``ports`` on ``host`` that some process accepts connections on."""
+    return [port for port in ports if port_answers(host, port)]
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -234,6 +248,29 @@ class KafkaComponent:
         """The bootstrap address clients use."""
         return f"{self.host}:{self.port}"
 
+    def _port_taken(self, port: int) -> str:
+        return (
+            f"kafka: port {port} is in use by another process; stop it, or "
+            "set SWITCHBOARD_KAFKA_BOOTSTRAP to another port, or leave kafka "
+            "out of SWITCHBOARD_STACK_COMPONENTS to use that broker"
+        )
+
+    def preflight(self) -> list[str]:
+        """Why the broker could not start now (ports taken, java or Maven missing)."""
+        if _read_pid(self.pid_file) is not None:
+            # Ours runs: answering, it is kept; if not, `up` restarts it, and
+            # the ports it holds are its own.
+            return []
+        problems = [
+            self._port_taken(port)
+            for port in ports_in_use(self.host, (self.port, self.controller_port))
+        ]
+        if shutil.which("java") is None:
+            problems.append(_JAVA_MISSING)
+        if self._cached_classpath() is None and shutil.which("mvn") is None:
+            problems.append(_MAVEN_MISSING)
+        return problems
+
     def answers(self, timeout_s: float = 3.0) -> bool:
         """Whether the broker answers a metadata request."""
         if not port_answers(self.host, self.port):
@@ -250,18 +287,25 @@ class KafkaComponent:
             return False
         return bool(metadata.brokers)
 
-    def classpath(self) -> str:
-        """Resolve the broker's jars with Maven, cached until the POM changes."""
+    def _cached_classpath(self) -> str | None:
+        """The classpath Maven resolved before, if still current and complete."""
         pom = DEPLOY_DIR / "kafka" / "pom.xml"
         cached = self.home / "classpath.txt"
         if cached.exists() and cached.stat().st_mtime >= pom.stat().st_mtime:
             entries = cached.read_text().strip().split(os.pathsep)
             if all(Path(entry).exists() for entry in entries):
                 return cached.read_text().strip()
+        return None
+
+    def classpath(self) -> str:
+        """Resolve the broker's jars with Maven, cached until the POM changes."""
+        pom = DEPLOY_DIR / "kafka" / "pom.xml"
+        cached = self.home / "classpath.txt"
+        known = self._cached_classpath()
+        if known is not None:
+            return known
         if shutil.which("mvn") is None:
-            raise StackError(
-                "kafka: `mvn` not found; install Maven (apt-get install maven)"
-            )
+            raise StackError(_MAVEN_MISSING)
         result = subprocess.run(
             [
                 "mvn",
@@ -324,19 +368,12 @@ class KafkaComponent:
         if _read_pid(self.pid_file) is not None and self.answers():
             return "already running"
         _stop_pid(self.pid_file, self.name)
-        for port in (self.port, self.controller_port):
-            if port_answers(self.host, port):
-                raise StackError(
-                    f"kafka: port {port} is in use by another process; stop it, or "
-                    "set SWITCHBOARD_KAFKA_BOOTSTRAP to another port, or leave kafka "
-                    "out of SWITCHBOARD_STACK_COMPONENTS to use that broker"
-                )
+        busy = ports_in_use(self.host, (self.port, self.controller_port))
+        if busy:
+            raise StackError(self._port_taken(busy[0]))
         java = shutil.which("java")
         if java is None:
-            raise StackError(
-                "kafka: `java` not found; install Java 17+ "
-                "(apt-get install openjdk-17-jre-headless)"
-            )
+            raise StackError(_JAVA_MISSING)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         classpath = self.classpath()
         config = self._write_config()
@@ -422,6 +459,33 @@ class PostgresComponent:
         """Host and port of the server."""
         return f"{self.host}:{self.port}"
 
+    def _port_taken(self) -> str:
+        return (
+            f"postgres: port {self.port} is in use by another process; stop it, "
+            "or point SWITCHBOARD_DATABASE_URL at another port, or leave postgres "
+            "out of SWITCHBOARD_STACK_COMPONENTS to use that server"
+        )
+
+    def _own_server_pid(self) -> int | None:
+        """The pid in the cluster's postmaster.pid if that process is alive."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def preflight(self) -> list[str]:
+        """Why the server could not start now (port taken, binaries missing)."""
+        if _read_pid(self.pid_file) is not None or self._own_server_pid():
+            # Ours runs: `up` keeps it or restarts it, on the port it holds.
+            return []
+        problems = []
+        if ports_in_use(self.host, (self.port,)):
+            problems.append(self._port_taken())
+        if _find_postgres_bin() is None:
+            problems.append(_POSTGRES_MISSING)
+        return problems
+
     def answers(self) -> bool:
         """Whether the server accepts a connection to the application database."""
         try:
@@ -433,9 +497,7 @@ class PostgresComponent:
     def _pg(self, binary: str) -> str:
         bin_dir = _find_postgres_bin()
         if bin_dir is None:
-            raise StackError(
-                f"postgres: server binaries not found; {SYSTEM_PACKAGES_HINT}"
-            )
+            raise StackError(_POSTGRES_MISSING)
         return str(bin_dir / binary)
 
     def _initdb(self) -> None:
@@ -499,11 +561,7 @@ class PostgresComponent:
             return "already running"
         self._stop_server()
         if port_answers(self.host, self.port):
-            raise StackError(
-                f"postgres: port {self.port} is in use by another process; stop it, "
-                "or point SWITCHBOARD_DATABASE_URL at another port, or leave postgres "
-                "out of SWITCHBOARD_STACK_COMPONENTS to use that server"
-            )
+            raise StackError(self._port_taken())
         self._initdb()
         pid = self._start_server()
         self._create_database()
@@ -597,6 +655,30 @@ class MosquittoComponent:
         """Anonymous and authenticated listener addresses."""
         return f"{self.host}:{self.port} (auth {self.host}:{self.auth_port})"
 
+    def _port_taken(self, port: int) -> str:
+        return (
+            f"mosquitto: port {port} is in use by another process; stop it or "
+            "set SWITCHBOARD_MQTT_PORT to another port"
+        )
+
+    @staticmethod
+    def _programs() -> tuple[str | None, str | None]:
+        """The broker and its password tool, if installed."""
+        binary = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        return binary, shutil.which("mosquitto_passwd")
+
+    def preflight(self) -> list[str]:
+        """Why the broker could not start now (ports taken, not installed)."""
+        if _read_pid(self.pid_file) is not None:
+            return []  # ours runs: `up` keeps it or restarts it
+        ports = ports_in_use(self.host, (self.port, self.auth_port))
+        problems = [self._port_taken(port) for port in ports]
+        if None in self._programs():
+            problems.append(_MOSQUITTO_MISSING)
+        return problems
+
     def answers(self) -> bool:
         """Whether both listeners accept TCP connections."""
         return port_answers(self.host, self.port) and port_answers(
@@ -645,18 +727,12 @@ class MosquittoComponent:
         if _read_pid(self.pid_file) is not None and self.answers():
             return "already running"
         _stop_pid(self.pid_file, self.name)
-        binary = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-        )
-        passwd_tool = shutil.which("mosquitto_passwd")
+        binary, passwd_tool = self._programs()
         if binary is None or passwd_tool is None:
-            raise StackError(f"mosquitto: not installed; {SYSTEM_PACKAGES_HINT}")
-        for port in (self.port, self.auth_port):
-            if port_answers(self.host, port):
-                raise StackError(
-                    f"mosquitto: port {port} is in use by another process; stop it or "
-                    "set SWITCHBOARD_MQTT_PORT to another port"
-                )
+            raise StackError(_MOSQUITTO_MISSING)
+        busy = ports_in_use(self.host, (self.port, self.auth_port))
+        if busy:
+            raise StackError(self._port_taken(busy[0]))
         config = self._write_config(passwd_tool)
         with self.log_file.open("ab") as log_output:
             process = subprocess.Popen(
@@ -709,20 +785,39 @@ def components(
 
 
 def up(settings: Settings, report: Callable[[str, str], None] | None = None) -> None:
-    """Start every managed component; already running ones are left as they are."""
+    """Start every managed component; already running ones are left as they are.
+
+    External components must answer, and every managed one must be able to
+    start (ports free, programs installed), before any is started.
+    """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    managed = []
     for component in components(settings):
-        if component.name not in settings.managed_components:
-            if not component.answers():
-                raise StackError(
-                    f"{component.name}: not managed by the stack and nothing answers "
-                    f"on {component.address}"
-                )
-            outcome = "external, answers"
-        else:
-            outcome = component.up()
+        if component.name in settings.managed_components:
+            managed.append(component)
+            continue
+        if not component.answers():
+            raise StackError(
+                f"{component.name}: not managed by the stack and nothing answers "
+                f"on {component.address}"
+            )
+        if report:
+            report(component.name, "external, answers")
+    problems = [problem for component in managed for problem in component.preflight()]
+    if problems:
+        raise StackError(preflight_message(problems))
+    for component in managed:
+        outcome = component.up()
         if report:
             report(component.name, outcome)
+
+
+def preflight_message(problems: list[str]) -> str:
+    """One error line for what keeps the stack from starting, details after it."""
+    if len(problems) == 1:
+        return f"{problems[0]} (nothing was started)"
+    listed = "\n".join(f"  {problem}" for problem in problems)
+    return f"{len(problems)} problems, so nothing was started:\n{listed}"
 
 
 def down(settings: Settings, report: Callable[[str, str], None] | None = None) -> None:

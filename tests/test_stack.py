@@ -221,3 +221,56 @@ def test_a_server_that_will_not_start_is_one_clear_error(
 
     assert str(private_postgres.log_file) in str(error.value).splitlines()[0]
     assert "banana" in str(error.value)
+
+
+def test_a_port_conflict_starts_nothing(tmp_path: Path, occupied_port: int) -> None:
+    kafka_port, mqtt_port = free_port(), free_port()
+    settings = Settings(
+        state_dir=tmp_path,
+        kafka_bootstrap=f"127.0.0.1:{kafka_port}",
+        mqtt_port=mqtt_port,
+        database_url=f"postgresql://switchboard:pw@127.0.0.1:{occupied_port}/sb",
+    )
+    reported: list[tuple[str, str]] = []
+
+    with pytest.raises(stack.StackError) as refused:
+        stack.up(
+            settings, report=lambda name, outcome: reported.append((name, outcome))
+        )
+
+    message = str(refused.value)
+    assert message.startswith(f"postgres: port {occupied_port} is in use")
+    assert message.endswith("(nothing was started)")
+    assert reported == []
+    assert not stack.KafkaComponent(settings).pid_file.exists()
+    assert not stack.port_answers("127.0.0.1", kafka_port)
+    assert not stack.MosquittoComponent(settings).answers()
+
+
+def test_every_port_conflict_is_named_at_once(tmp_path: Path) -> None:
+    with socket.socket() as kafka_taker, socket.socket() as mqtt_taker:
+        for taker in (kafka_taker, mqtt_taker):
+            taker.bind(("127.0.0.1", free_port()))
+            taker.listen()
+        kafka_port = kafka_taker.getsockname()[1]
+        mqtt_port = mqtt_taker.getsockname()[1]
+        result = run_cli(
+            "stack",
+            "up",
+            env={
+                "SWITCHBOARD_STATE_DIR": str(tmp_path),
+                "SWITCHBOARD_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+                "SWITCHBOARD_MQTT_PORT": str(mqtt_port),
+                "SWITCHBOARD_DATABASE_URL": (
+                    f"postgresql://switchboard:pw@127.0.0.1:{free_port()}/sb"
+                ),
+            },
+        )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: 2 problems, so nothing was started")
+    assert f"kafka: port {kafka_port} is in use" in result.stderr
+    assert f"mosquitto: port {mqtt_port} is in use" in result.stderr
+    assert "started" not in result.stdout
+    assert not (tmp_path / "postgres" / "data").exists()

@@ -326,19 +326,33 @@ def emit_command(
     ),
     topic: str = typer.Option(None, help="Topic (default: SWITCHBOARD_ALERTS_TOPIC)."),
 ) -> None:
-    """Publish alert events from JSON lines; bad lines are reported by number."""
+    """Publish alert events from JSON lines; bad lines are reported by number.
+
+    A line longer than 4 MiB, or an event larger than Kafka takes (about 1 MB
+    encoded), is rejected by number like any other bad line.
+    """
     from switchboard.codec import default_codec
-    from switchboard.emit import emit_lines
+    from switchboard.emit import MAX_MESSAGE_BYTES, emit_lines, read_lines
     from switchboard.kafka import make_producer
 
     settings = load_settings()
+    producer = make_producer(settings, **{"message.max.bytes": MAX_MESSAGE_BYTES})
     report = emit_lines(
-        source, make_producer(settings), default_codec(), topic or settings.alerts_topic
+        read_lines(source),
+        producer,
+        default_codec(),
+        topic or settings.alerts_topic,
     )
     for number, reason in report.rejected:
         errors.print(f"line {number}: {reason}", highlight=False, markup=False)
     for reason in report.failed:
-        errors.print(f"not published: {reason}", highlight=False, markup=False)
+        advice = (
+            f"check that Kafka answers at {settings.kafka_bootstrap} "
+            "(`switchboard stack status`)"
+        )
+        errors.print(
+            f"not published: {reason}; {advice}", highlight=False, markup=False
+        )
     console.print(
         f"{report.published} events published, {len(report.rejected)} lines rejected"
     )

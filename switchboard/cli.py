@@ -97,7 +97,12 @@ def stack_status() -> None:
 
 
 def print_status(settings: Settings) -> bool:
-    """Print the stack's status table; True if every component answers."""
+    """Print the stack's status table; True if every component answers.
+
+    Warns (one line) when channel secrets would be encrypted with the published
+    development key, so a deployment that forgot SWITCHBOARD_SECRET_KEY shows it.
+    """
+    warn_if_development_key(settings)
     table = Table(title="Switchboard stack")
     for column in ("component", "address", "managed", "pid", "answers"):
         table.add_column(column)

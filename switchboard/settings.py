@@ -7,9 +7,11 @@ starts, so a fresh checkout works without any configuration.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,13 +19,50 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # A development key so the local stack works out of the box; `stack status` and the
-# services warn when it is in use. Production deployments set SWITCHBOARD_SECRET_KEY.
+# commands that encrypt or decrypt channel secrets (api, deliverer, secrets rotate)
+# warn when it is in use. Production deployments set SWITCHBOARD_SECRET_KEY.
 DEVELOPMENT_SECRET_KEY = "c3dpdGNoYm9hcmQtZGV2ZWxvcG1lbnQta2V5LTAwMDA="
 
 STACK_COMPONENTS = ("kafka", "postgres", "mosquitto")
 
 _DURATION_PATTERN = re.compile(r"^(\d+)(ms|s|m|h)$")
 _DURATION_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+MASK = "***"
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password (in the user part or the query) replaced by ***.
+
+    For printing a database URL: the password must never reach a terminal or a
+    log, while user, host, port and database help an operator find the server.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    user_info, at, host_port = netloc.rpartition("@")
+    if at and ":" in user_info:
+        netloc = f"{user_info.split(':', 1)[0]}:{MASK}@{host_port}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(key == "password" for key, _ in pairs):
+            masked = [(k, MASK if k == "password" else v) for k, v in pairs]
+            query = urlencode(masked, safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def database_address(url: str) -> str:
+    """``host:port/database`` of a database URL, for messages (no user or password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        port = "?"
+    return f"{host}:{port}/{parts.path.lstrip('/')}"
 
 
 def parse_duration_ms(text: str) -> int:
@@ -113,6 +152,13 @@ class Settings(BaseSettings):
         le=65535,
         description="Port `switchboard api` listens on (127.0.0.1).",
     )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """The fields repr() and str() show, with the database password masked."""
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                value = masked_url(value)
+            yield name, value
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -10,7 +10,12 @@ from pydantic import ValidationError
 
 from switchboard.logs import JsonFormatter, TextFormatter
 from switchboard.secrets import SecretBox, SecretsError
-from switchboard.settings import Settings, parse_duration_ms
+from switchboard.settings import (
+    Settings,
+    database_address,
+    masked_url,
+    parse_duration_ms,
+)
 
 
 def test_settings_come_from_prefixed_environment(
@@ -109,3 +114,26 @@ def test_json_format_has_fields_as_keys() -> None:
     assert document["message"] == "job delivered"
     assert document["job_id"] == "j1"
     assert document["attempt"] == 2
+
+
+def test_printing_settings_masks_the_database_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "postgresql://switchboard:s3cr3t-pw@db.example:5432/switchboard"
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+
+    settings = Settings()
+
+    for printed in (repr(settings), str(settings)):
+        assert "s3cr3t-pw" not in printed
+        assert "postgresql://switchboard:***@db.example:5432/switchboard" in printed
+    # Code that connects still reads the whole URL.
+    assert settings.database_url == url
+
+
+def test_masked_url_hides_a_password_in_the_user_part_or_the_query() -> None:
+    assert masked_url(
+        "postgresql://u:p%40ss@[::1]:5432/db?password=x&sslmode=require"
+    ) == ("postgresql://u:***@[::1]:5432/db?password=***&sslmode=require")
+    assert masked_url("postgresql://u@h:5432/db") == "postgresql://u@h:5432/db"
+    assert database_address("postgresql://u:pw@h:6543/db") == "h:6543/db"

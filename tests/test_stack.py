@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from switchboard import stack
+from switchboard.secrets import SecretBox
 from switchboard.settings import Settings
 
 SWITCHBOARD = str(Path(sys.executable).parent / "switchboard")
@@ -274,3 +275,19 @@ def test_every_port_conflict_is_named_at_once(tmp_path: Path) -> None:
     assert f"mosquitto: port {mqtt_port} is in use" in result.stderr
     assert "started" not in result.stdout
     assert not (tmp_path / "postgres" / "data").exists()
+
+
+@pytest.mark.parametrize("own_key", [False, True], ids=["development", "own"])
+def test_status_warns_once_about_the_development_key(
+    settings: Settings, tmp_path: Path, own_key: bool
+) -> None:
+    env = {"SWITCHBOARD_STATE_DIR": str(tmp_path)}
+    if own_key:
+        env["SWITCHBOARD_SECRET_KEY"] = SecretBox.generate_key()
+
+    result = run_cli("stack", "status", env=env)
+
+    warnings = [
+        line for line in result.stderr.splitlines() if "development secret key" in line
+    ]
+    assert len(warnings) == (0 if own_key else 1)

@@ -9,10 +9,10 @@ from typing import Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from switchboard import stack as local_stack
+from switchboard.console import make_console
 from switchboard.logs import configure_logging
 from switchboard.settings import DEVELOPMENT_SECRET_KEY, Settings, get_settings
 
@@ -30,8 +30,8 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(topics_app, name="topics")
 app.add_typer(secrets_app, name="secrets")
 
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
+console = make_console()
+errors = make_console(stderr=True, soft_wrap=True)
 log = logging.getLogger(__name__)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from switchboard.console import NON_TERMINAL_WIDTH, make_console
 from switchboard.logs import JsonFormatter, TextFormatter
 from switchboard.secrets import SecretBox, SecretsError
 from switchboard.settings import (
@@ -137,3 +139,18 @@ def test_masked_url_hides_a_password_in_the_user_part_or_the_query() -> None:
     ) == ("postgresql://u:***@[::1]:5432/db?password=***&sslmode=require")
     assert masked_url("postgresql://u@h:5432/db") == "postgresql://u@h:5432/db"
     assert database_address("postgresql://u:pw@h:6543/db") == "h:6543/db"
+
+
+@pytest.mark.parametrize("redirected", [True, False], ids=["file", "columns-set"])
+def test_console_is_wide_when_output_is_not_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redirected: bool
+) -> None:
+    if redirected:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", "97")
+    with (tmp_path / "out.txt").open("w") as stream:
+        monkeypatch.setattr("sys.stdout", stream)
+        width = make_console().width
+
+    assert width == (NON_TERMINAL_WIDTH if redirected else 97)

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
+from confluent_kafka import KafkaError, KafkaException
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from switchboard import stack as local_stack
 from switchboard.console import make_console
 from switchboard.logs import configure_logging
-from switchboard.settings import DEVELOPMENT_SECRET_KEY, Settings, get_settings
+from switchboard.settings import (
+    DEVELOPMENT_SECRET_KEY,
+    Settings,
+    database_address,
+    get_settings,
+)
+
+if TYPE_CHECKING:
+    import psycopg
 
 app = typer.Typer(
     help="Switchboard: reliable delivery of alert notifications over Kafka.",
@@ -34,11 +46,28 @@ console = make_console()
 errors = make_console(stderr=True, soft_wrap=True)
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
+# Kafka errors that mean no broker answered, as opposed to one that refused.
+_KAFKA_UNREACHABLE = frozenset(
+    {
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
+        KafkaError._RESOLVE,
+        KafkaError._MSG_TIMED_OUT,
+    }
+)
+
+# A server that does not answer at all (a firewall dropping packets) would
+# otherwise hold a command for the system's TCP timeout, minutes.
+DATABASE_CONNECT_TIMEOUT_S = 10
+
 
 def fail(message: str) -> typer.Exit:
     """Print one clear error line (and any detail after it) and exit non-zero."""
     first, _, rest = message.partition("\n")
-    errors.print(f"[bold red]error:[/] {first}", highlight=False)
+    errors.print(f"[bold red]error:[/] {escape(first)}", highlight=False)
     if rest:
         errors.print(rest, highlight=False, markup=False)
     return typer.Exit(code=1)
@@ -62,6 +91,130 @@ def warn_if_development_key(settings: Settings) -> None:
     """Say so when secrets are protected by the published development key."""
     if settings.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY:
         log.warning("using the development secret key; set SWITCHBOARD_SECRET_KEY")
+
+
+def _ops_call(action: Callable[[], _T]) -> _T:
+    """Run a command's work, turning refusals and outages into one clear error line.
+
+    An operator refusal (:class:`OpsError`) prints its own message. Kafka or
+    PostgreSQL being down, refusing, or a database not migrated (anywhere in the
+    error's causes) prints which one, at which address, and what to do. Anything
+    else is a bug and keeps its traceback.
+    """
+    from services.ops.errors import KafkaUnanswered, OpsError
+
+    try:
+        return action()
+    except typer.Exit:
+        raise
+    except KafkaUnanswered as error:
+        raise fail(_kafka_line(str(error), reachable=False)) from None
+    except OpsError as error:
+        raise fail(str(error)) from None
+    except Exception as error:
+        line = _outage_line(error)
+        if line is None:
+            raise
+        raise fail(line) from None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the errors it was raised from or while handling, in order."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+
+
+def _outage_line(error: BaseException) -> str | None:
+    """One line for a Kafka or PostgreSQL failure among ``error``'s causes, or None."""
+    import psycopg
+
+    for cause in _causes(error):
+        if isinstance(cause, KafkaException):
+            detail = cause.args[0] if cause.args else cause
+            if isinstance(detail, KafkaError):
+                return _kafka_line(
+                    detail.str(), reachable=detail.code() not in _KAFKA_UNREACHABLE
+                )
+            return _kafka_line(str(detail), reachable=True)
+        if isinstance(cause, psycopg.Error):
+            return _database_line(cause)
+    return None
+
+
+def _kafka_line(reason: str, reachable: bool) -> str:
+    """What went wrong with Kafka, where, and what to do."""
+    address = get_settings().kafka_bootstrap
+    if not reachable:
+        return (
+            f"kafka at {address} does not answer ({reason}); check that it runs "
+            "(`switchboard stack status`) and that SWITCHBOARD_KAFKA_BOOTSTRAP "
+            "points at it"
+        )
+    return f"kafka at {address} refused the request: {reason}; see the broker's log"
+
+
+def _database_line(error: psycopg.Error) -> str:
+    """What went wrong with PostgreSQL, where, and what to do; never the password."""
+    import psycopg
+
+    settings = get_settings()
+    address = database_address(settings.database_url)
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return (
+            f"postgres at {address}: the database is not migrated; run "
+            "`switchboard migrate`"
+        )
+    # Only the primary message: a detail can quote row values, secrets among them.
+    reason = error.diag.message_primary or str(error).strip().splitlines()[0]
+    password = urlsplit(settings.database_url).password
+    if password:
+        reason = reason.replace(password, "***")
+    if isinstance(error, psycopg.OperationalError) and error.sqlstate is None:
+        # No SQLSTATE: the client never got an answer, or a login was refused.
+        return (
+            f"postgres at {address}: cannot connect ({reason}); check that it runs "
+            "(`switchboard stack status`) and SWITCHBOARD_DATABASE_URL"
+        )
+    return f"postgres at {address} refused the request: {reason}"
+
+
+def _connect(settings: Settings) -> psycopg.Connection:
+    """An autocommit connection to the application database."""
+    import psycopg
+
+    return psycopg.connect(
+        settings.database_url,
+        autocommit=True,
+        connect_timeout=DATABASE_CONNECT_TIMEOUT_S,
+    )
+
+
+def _require_database(settings: Settings) -> None:
+    """Refuse to start a service whose database is down or not fully migrated."""
+    from alembic.script import ScriptDirectory
+
+    from switchboard import db
+
+    current = _ops_call(lambda: db.current_revision(settings.database_url))
+    head = ScriptDirectory.from_config(
+        db.alembic_config(settings.database_url)
+    ).get_current_head()
+    if current != head:
+        address = database_address(settings.database_url)
+        at = f"at revision {current}" if current else "not migrated"
+        raise fail(
+            f"postgres at {address}: the database is {at}, this version needs "
+            f"{head}; run `switchboard migrate`"
+        )
 
 
 def _report(component: str, outcome: str) -> None:
@@ -126,10 +279,15 @@ def migrate_command() -> None:
 
     settings = load_settings()
     try:
-        db.migrate(settings.database_url)
+        _ops_call(lambda: db.migrate(settings.database_url))
+    except typer.Exit:
+        raise
     except Exception as error:
-        raise fail(f"migration failed: {error}") from None
-    console.print(f"database at revision {db.current_revision(settings.database_url)}")
+        # Not an outage: a migration itself failed; its first line says why.
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise fail(f"migration failed: {reason}") from None
+    revision = _ops_call(lambda: db.current_revision(settings.database_url))
+    console.print(f"database at revision {revision}")
 
 
 @topics_app.command("create")
@@ -139,7 +297,9 @@ def topics_create() -> None:
     from switchboard.topics import ensure_topics, topic_specs
 
     settings = load_settings()
-    reports = ensure_topics(make_admin(settings), topic_specs(settings))
+    reports = _ops_call(
+        lambda: ensure_topics(make_admin(settings), topic_specs(settings))
+    )
     bad = [r for r in reports if r.action in ("mismatch", "failed")]
     created = sum(1 for r in reports if r.action == "created")
     unchanged = len(reports) - created - len(bad)
@@ -205,7 +365,6 @@ def router_command(
     import signal
     import socket
     import threading
-    import uuid
 
     from services.router.app import Router, RouterError, RouterOptions, RouterTopics
     from switchboard.lag import export_lag_of
@@ -232,10 +391,14 @@ def router_command(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        Router(settings, topics, options).run(stop)
-    except RouterError as error:
-        raise fail(str(error)) from None
+
+    def route() -> None:
+        try:
+            Router(settings, topics, options).run(stop)
+        except RouterError as error:
+            raise fail(str(error)) from None
+
+    _ops_call(route)
 
 
 @app.command("api")
@@ -255,6 +418,7 @@ def api_command(
 
     settings = load_settings()
     warn_if_development_key(settings)
+    _require_database(settings)
     uvicorn.run(
         create_app(settings, run_relay=relay),
         host=host,
@@ -270,6 +434,7 @@ def relay_command() -> None:
     from switchboard.metrics import start_metrics_server
 
     settings = load_settings()
+    _require_database(settings)
     start_metrics_server(settings.metrics_port)
     run_relay(settings)
 
@@ -278,22 +443,28 @@ tenant_app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=Tru
 app.add_typer(tenant_app, name="tenant")
 
 
-def _tenant_connection():  # noqa: ANN202 - psycopg.Connection, imported lazily
-    import psycopg
+def _with_tenants(action: Callable[[psycopg.Connection], _T]) -> _T:
+    """Run a tenant command's ``action`` on a connection; refusals are one line."""
+    from services.api.tenants import TenantError
 
-    return psycopg.connect(load_settings().database_url, autocommit=True)
+    settings = load_settings()
+
+    def run() -> _T:
+        with _connect(settings) as conn:
+            try:
+                return action(conn)
+            except TenantError as error:
+                raise fail(str(error)) from None
+
+    return _ops_call(run)
 
 
 @tenant_app.command("create")
 def tenant_create(name: str) -> None:
     """Create a tenant; prints its id and its first API key (shown only once)."""
-    from services.api.tenants import TenantError, create_tenant
+    from services.api.tenants import create_tenant
 
-    with _tenant_connection() as conn:
-        try:
-            tenant_id, key = create_tenant(conn, name)
-        except TenantError as error:
-            raise fail(str(error)) from None
+    tenant_id, key = _with_tenants(lambda conn: create_tenant(conn, name))
     print(f"tenant_id {tenant_id}")
     print(f"api_key {key}")
 
@@ -301,26 +472,18 @@ def tenant_create(name: str) -> None:
 @tenant_app.command("key")
 def tenant_key(name: str) -> None:
     """Issue another API key for a tenant; prints it once."""
-    from services.api.tenants import TenantError, issue_key_for
+    from services.api.tenants import issue_key_for
 
-    with _tenant_connection() as conn:
-        try:
-            key = issue_key_for(conn, name)
-        except TenantError as error:
-            raise fail(str(error)) from None
+    key = _with_tenants(lambda conn: issue_key_for(conn, name))
     print(f"api_key {key}")
 
 
 @tenant_app.command("revoke")
 def tenant_revoke(key_prefix: str) -> None:
     """Revoke the API key that starts with KEY_PREFIX (sbk_ and 8 characters)."""
-    from services.api.tenants import TenantError, revoke_key
+    from services.api.tenants import revoke_key
 
-    with _tenant_connection() as conn:
-        try:
-            revoke_key(conn, key_prefix)
-        except TenantError as error:
-            raise fail(str(error)) from None
+    _with_tenants(lambda conn: revoke_key(conn, key_prefix))
     print("revoked")
 
 
@@ -373,20 +536,6 @@ jobs_app = typer.Typer(help="Delivery jobs.", no_args_is_help=True)
 app.add_typer(groups_app, name="groups")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(jobs_app, name="jobs")
-
-
-def _ops_call(action: Callable[[], Any]) -> Any:
-    """Run an operator action, turning its refusals into one clear error line."""
-    from confluent_kafka import KafkaException
-
-    from services.ops.errors import OpsError
-
-    try:
-        return action()
-    except OpsError as error:
-        raise fail(str(error)) from None
-    except KafkaException as error:
-        raise fail(f"kafka: {error.args[0]}") from None
 
 
 def _print_json(value: object) -> None:
@@ -463,9 +612,13 @@ def groups_reset(
     execute: bool = typer.Option(False, "--execute", help="Apply; else plan only."),
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
 ) -> None:
-    """Move a stopped group's offsets; prints the plan, applies it with --execute."""
+    """Move a stopped group's offsets: prints the plan, applies it with --execute.
+
+    The plan is shown while the group has live members too (it changes
+    nothing); --execute is refused until they are stopped.
+    """
     from services.ops.groups import ResetTarget, apply_reset, plan_reset
-    from services.ops.render import reset_table
+    from services.ops.render import live_members_line, reset_table
     from switchboard.kafka import make_admin
 
     admin = make_admin(load_settings())
@@ -475,17 +628,43 @@ def groups_reset(
         _ops_call(lambda: apply_reset(admin, plan))
     if as_json:
         _print_json({"plan": plan, "executed": execute})
-    else:
-        console.print(reset_table(plan, execute))
+        return
+    console.print(reset_table(plan, execute))
+    members = live_members_line(plan)
+    if members and not execute:
+        console.print(members, highlight=False, markup=False)
 
 
-def _channel_type(value: str) -> str:
-    """Check a TYPE argument against the channel types."""
+ROUTER_DLQ_TYPE = "router"
+
+
+def _dlq_type(value: str) -> str:
+    """Check a TYPE argument: a channel type, or ``router`` for the router's input."""
     from switchboard.topics import CHANNEL_TYPES
 
-    if value not in CHANNEL_TYPES:
-        raise typer.BadParameter(f"one of {', '.join(CHANNEL_TYPES)}")
+    if value != ROUTER_DLQ_TYPE and value not in CHANNEL_TYPES:
+        raise typer.BadParameter(f"one of {', '.join(CHANNEL_TYPES)}, or router")
     return value
+
+
+def _dlq_topic(channel_type: str, topic: str | None) -> tuple[str, bool]:
+    """The dead-letter topic to read, and whether it holds the router's input."""
+    from switchboard.topics import ROUTER_DLQ_TOPIC, dlq_topic
+
+    if channel_type == ROUTER_DLQ_TYPE:
+        return topic or ROUTER_DLQ_TOPIC, True
+    chosen = topic or dlq_topic(channel_type)
+    return chosen, chosen == ROUTER_DLQ_TOPIC
+
+
+def _uuid_option(option: str, value: str | None) -> str | None:
+    """An id option as Switchboard writes ids (lower-case UUID), or a clear error."""
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise fail(f"{option} {value!r} is not an id (a UUID)") from None
 
 
 def _dead_letters(settings: Settings, topic: str) -> list[Any]:
@@ -505,44 +684,65 @@ def _selection(
     since: str | None,
     reason: str | None,
 ) -> Any:
-    """The dead letters the filter options select."""
+    """The dead letters the filter options select; ids are checked to be UUIDs."""
     from services.ops.dlq import Selection
     from services.ops.groups import parse_time
 
     moment = _ops_call(lambda: parse_time(since)) if since else None
     return Selection(
-        job_id=job, channel_id=channel, tenant_id=tenant, since=moment, reason=reason
+        job_id=_uuid_option("--job", job),
+        channel_id=_uuid_option("--channel", channel),
+        tenant_id=_uuid_option("--tenant", tenant),
+        since=moment,
+        reason=reason,
     )
 
 
 @dlq_app.command("list")
 def dlq_list(
-    channel_type: str = typer.Argument(..., callback=_channel_type, metavar="TYPE"),
+    channel_type: str = typer.Argument(..., callback=_dlq_type, metavar="TYPE"),
     limit: int = typer.Option(50, min=1, help="Dead letters per page."),
     page: int = typer.Option(1, min=1, help="Page number, newest first."),
     job: str = typer.Option(None, help="Only this job id."),
     channel: str = typer.Option(None, help="Only this channel id."),
     tenant: str = typer.Option(None, help="Only this tenant id."),
     since: str = typer.Option(None, help="Dead-lettered at or after (ISO time)."),
-    reason: str = typer.Option(None, help="Only this reason (e.g. http_4xx)."),
+    reason: str = typer.Option(
+        None, help="Only this reason (e.g. http_4xx; for router: UnknownSchemaError)."
+    ),
     topic: str = typer.Option(None, help="Read this topic instead of TYPE's."),
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
 ) -> None:
-    """Dead letters of a channel type: job, tenant, channel, reason and time."""
-    import psycopg
+    """Dead letters of a channel type, or of the router (TYPE `router`).
 
+    For a channel type: job, tenant, channel, reason and time. For the router:
+    key, reason, where the input was, and what of it still decodes.
+    """
     from services.ops.dlq import page as page_of
     from services.ops.dlq import replays
     from services.ops.render import dead_letter_json, dead_letters_table
-    from switchboard.topics import dlq_topic
 
     settings = load_settings()
-    topic = topic or dlq_topic(channel_type)
+    topic, of_router = _dlq_topic(channel_type, topic)
+    if of_router:
+        filters = (job, channel, tenant, since, reason)
+        _list_router_dead_letters(settings, topic, filters, limit, page, as_json)
+        return
+    everything = _dead_letters(settings, topic)
+    if everything and all(d.from_router for d in everything):
+        # A router dead-letter topic by another name: show it as such.
+        filters = (job, channel, tenant, since, reason)
+        _list_router_dead_letters(settings, topic, filters, limit, page, as_json)
+        return
     selection = _selection(job, channel, tenant, since, reason)
-    letters = [d for d in _dead_letters(settings, topic) if selection.matches(d)]
+    letters = [d for d in everything if selection.matches(d)]
     shown = page_of(letters, limit, page)
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        done = replays(conn, topic)
+
+    def read_replays() -> dict[tuple[int, int], Any]:
+        with _connect(settings) as conn:
+            return replays(conn, topic)
+
+    done = _ops_call(read_replays)
     if as_json:
         items = [dead_letter_json(d, done.get((d.partition, d.offset))) for d in shown]
         _print_json(
@@ -554,9 +754,56 @@ def dlq_list(
     console.print(dead_letters_table(title, shown, done))
 
 
+def _list_router_dead_letters(
+    settings: Settings,
+    topic: str,
+    filters: tuple[str | None, ...],
+    limit: int,
+    page: int,
+    as_json: bool,
+) -> None:
+    """Print a page of the router's dead letters and how to publish them again."""
+    from services.ops.dlq import (
+        ROUTER_REPUBLISH_HINT,
+        RouterSelection,
+        newest_first,
+        read_router_dead_letters,
+    )
+    from services.ops.dlq import page as page_of
+    from services.ops.groups import parse_time
+    from services.ops.render import router_dead_letter_json, router_dead_letters_table
+    from switchboard.codec import default_codec
+
+    job, channel, tenant, since, reason = filters
+    if job or channel:
+        raise fail(
+            "--job and --channel do not apply to the router's dead letters: they "
+            "never became jobs; use --tenant, --since or --reason"
+        )
+    selection = RouterSelection(
+        tenant_id=tenant,
+        since=_ops_call(lambda: parse_time(since)) if since else None,
+        error_class=reason,
+    )
+    found = _ops_call(
+        lambda: read_router_dead_letters(settings, topic, default_codec())
+    )
+    letters = [d for d in newest_first(found) if selection.matches(d)]
+    shown = page_of(letters, limit, page)
+    if as_json:
+        items = [router_dead_letter_json(d) for d in shown]
+        document = {"topic": topic, "total": len(letters), "page": page}
+        _print_json({**document, "items": items, "republish": ROUTER_REPUBLISH_HINT})
+        return
+    pages = max((len(letters) + limit - 1) // limit, 1)
+    title = f"{topic}: {len(letters)} dead letter(s), page {page} of {pages}"
+    console.print(router_dead_letters_table(title, shown))
+    console.print(ROUTER_REPUBLISH_HINT, highlight=False, markup=False)
+
+
 @dlq_app.command("replay")
 def dlq_replay(
-    channel_type: str = typer.Argument(..., callback=_channel_type, metavar="TYPE"),
+    channel_type: str = typer.Argument(..., callback=_dlq_type, metavar="TYPE"),
     job: str = typer.Option(None, help="Only this job id."),
     channel: str = typer.Option(None, help="Only this channel id."),
     tenant: str = typer.Option(None, help="Only this tenant id."),
@@ -569,27 +816,33 @@ def dlq_replay(
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
 ) -> None:
     """Queue selected dead letters again as the next attempts of their jobs."""
-    import psycopg
-
-    from services.ops.dlq import Replayer, ReplayOutcome
+    from services.ops.dlq import ROUTER_REPUBLISH_HINT, Replayer, ReplayOutcome
     from services.ops.render import replay_json, replay_table
     from switchboard.codec import default_codec
     from switchboard.kafka import make_producer
-    from switchboard.topics import dlq_topic
 
     settings = load_settings()
+    topic, of_router = _dlq_topic(channel_type, topic)
+    if of_router:
+        raise fail(ROUTER_REPUBLISH_HINT)
     selection = _selection(job, channel, tenant, since, reason)
     if selection.empty and not replay_all:
         raise fail(
             "choose dead letters with --job, --channel, --tenant, --since or "
             "--reason, or --all"
         )
-    topic = topic or dlq_topic(channel_type)
-    letters = [d for d in _dead_letters(settings, topic) if selection.matches(d)]
+    everything = _dead_letters(settings, topic)
+    if everything and all(d.from_router for d in everything):
+        raise fail(ROUTER_REPUBLISH_HINT)
+    letters = [d for d in everything if selection.matches(d)]
     producer = make_producer(settings)
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        replayer = Replayer(conn, producer, default_codec())
-        results = replayer.run(letters, again=again, dry_run=dry_run)
+
+    def replay() -> list[Any]:
+        with _connect(settings) as conn:
+            replayer = Replayer(conn, producer, default_codec())
+            return replayer.run(letters, again=again, dry_run=dry_run)
+
+    results = _ops_call(replay)
     if as_json:
         _print_json(replay_json(results))
     else:
@@ -610,10 +863,6 @@ def jobs_retry(
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
 ) -> None:
     """Re-queue dead jobs, through the same path as the API's retry."""
-    import uuid
-
-    import psycopg
-
     from services.ops.groups import parse_time
     from services.ops.jobs import DeadJobFilter, dead_jobs, retry_jobs
     from services.ops.render import retry_json, retry_table
@@ -621,24 +870,27 @@ def jobs_retry(
     from switchboard.kafka import make_producer
 
     settings = load_settings()
-    try:
-        selection = DeadJobFilter(
-            tenant_id=uuid.UUID(tenant) if tenant else None,
-            channel_id=uuid.UUID(channel) if channel else None,
-            reason=reason,
-            since=_ops_call(lambda: parse_time(since)) if since else None,
-            limit=limit,
-        )
-    except ValueError as error:
-        raise fail(f"not an id: {error}") from None
+    tenant_id = _uuid_option("--tenant", tenant)
+    channel_id = _uuid_option("--channel", channel)
+    selection = DeadJobFilter(
+        tenant_id=uuid.UUID(tenant_id) if tenant_id else None,
+        channel_id=uuid.UUID(channel_id) if channel_id else None,
+        reason=reason,
+        since=_ops_call(lambda: parse_time(since)) if since else None,
+        limit=limit,
+    )
     if selection.empty and not retry_all:
         raise fail(
             "choose jobs with --tenant, --channel, --reason or --since, or --all"
         )
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        jobs = dead_jobs(conn, selection)
-        producer = make_producer(settings)
-        results = retry_jobs(conn, producer, default_codec(), jobs, dry_run)
+
+    def retry() -> list[Any]:
+        with _connect(settings) as conn:
+            jobs = dead_jobs(conn, selection)
+            producer = make_producer(settings)
+            return retry_jobs(conn, producer, default_codec(), jobs, dry_run)
+
+    results = _ops_call(retry)
     if as_json:
         _print_json(retry_json(results))
     else:
@@ -653,23 +905,20 @@ def secrets_rotate(
     dry_run: bool = typer.Option(False, "--dry-run", help="Count, change nothing."),
 ) -> None:
     """Re-encrypt stored channel secrets under SWITCHBOARD_SECRET_KEY, row by row."""
-    import uuid
-
-    import psycopg
-
     from services.ops.render import rotation_line
-    from services.ops.rotate_secrets import SecretRotator
+    from services.ops.rotate_secrets import RotationReport, SecretRotator
     from switchboard.codec import default_codec
 
     settings = load_settings()
+    tenant_id = _uuid_option("--tenant", tenant)
     warn_if_development_key(settings)
-    try:
-        tenant_id = uuid.UUID(tenant) if tenant else None
-    except ValueError:
-        raise fail(f"--tenant {tenant!r} is not an id") from None
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        rotator = _ops_call(lambda: SecretRotator(settings, conn, default_codec()))
-        report = rotator.run(tenant_id, dry_run)
+
+    def rotate() -> RotationReport:
+        with _connect(settings) as conn:
+            rotator = SecretRotator(settings, conn, default_codec())
+            return rotator.run(uuid.UUID(tenant_id) if tenant_id else None, dry_run)
+
+    report = _ops_call(rotate)
     console.print(rotation_line(report), highlight=False)
     if report.unreadable:
         raise typer.Exit(code=1)
@@ -699,10 +948,14 @@ def deliverer_command(
     groups = [deliverer_group(t) for t in channel_types]
     groups += [deliverer_retry_group(t) for t in channel_types]
     export_lag_of(settings, groups, settings.metrics_port)
-    try:
-        run_deliverer(settings, channel_types)
-    except DelivererError as error:
-        raise fail(str(error)) from None
+
+    def deliver() -> None:
+        try:
+            run_deliverer(settings, channel_types)
+        except DelivererError as error:
+            raise fail(str(error)) from None
+
+    _ops_call(deliver)
 
 
 @app.command("recorder")
@@ -714,9 +967,10 @@ def recorder_command() -> None:
     from switchboard.topics import RECORDER_GROUP
 
     settings = load_settings()
+    _require_database(settings)
     start_metrics_server(settings.metrics_port)
     export_lag_of(settings, [RECORDER_GROUP], settings.metrics_port)
-    run_recorder(settings)
+    _ops_call(lambda: run_recorder(settings))
 
 
 @app.command("cutover")
@@ -732,6 +986,12 @@ def cutover_command(
     ),
     with_history: bool = typer.Option(
         False, "--with-history", help="With --apply: copy finished jobs and attempts."
+    ),
+    skip_history: bool = typer.Option(
+        False,
+        "--skip-history",
+        help="Leave the old finished jobs and attempts behind (not with "
+        "--with-history), so they do not hold back --drop-legacy.",
     ),
     drop_legacy: bool = typer.Option(
         False,
@@ -752,15 +1012,21 @@ def cutover_command(
     from services.cutover.run import run_cutover
 
     settings = load_settings()
-    ids = [part.strip() for value in skip or [] for part in value.split(",")]
+    if with_history and not apply:
+        raise fail(
+            "--with-history copies the old jobs as part of --apply; add --apply "
+            "(without it the cutover only plans and writes nothing)"
+        )
+    ids = _skip_ids(skip or [])
     try:
         result = run_cutover(
             settings,
             source_url=source_url,
             apply=apply,
             with_history=with_history,
+            skip_history=skip_history,
             drop=drop_legacy,
-            skip=[value for value in ids if value],
+            skip=ids,
         )
     except Exception as error:
         raise fail(_cutover_failure(error)) from None
@@ -773,6 +1039,29 @@ def cutover_command(
         _print_cutover(result, apply, with_history)
     if result.refused:
         raise typer.Exit(code=1)
+
+
+def _skip_ids(values: list[str]) -> list[str]:
+    """The --skip ids, split at commas; each must be an old row's id.
+
+    Integrations, routes and jobs have UUIDs; attempts have whatever id the old
+    table gave them, a number in the old system's schema.
+    """
+    ids = [part.strip() for value in values for part in value.split(",")]
+    for value in ids:
+        if value and not value.isdigit() and _uuid_or_none(value) is None:
+            raise fail(
+                f"--skip {value!r} is not an old row id: give the UUID of an "
+                "integration, route or job, or the number of an attempt"
+            )
+    return [value for value in ids if value]
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def _cutover_failure(error: Exception) -> str:
@@ -841,7 +1130,15 @@ def demo_command(
         one_deliverer=one_deliverer,
         keep_running=keep_running,
     )
-    raise typer.Exit(code=run_demo(load_settings(), options, console))
+    settings = load_settings()
+
+    def demo() -> int:
+        try:
+            return run_demo(settings, options, console)
+        except local_stack.StackError as error:
+            raise fail(str(error)) from None
+
+    raise typer.Exit(code=_ops_call(demo))
 
 
 def main() -> None:

@@ -10,16 +10,24 @@ Each replay is remembered in ``dlq_replays`` by the dead letter's topic,
 partition and offset. The row is claimed in the same PostgreSQL transaction that
 waits for Kafka's acknowledgement, so two operators replaying at once cannot
 both replay one dead letter, and a failed produce leaves no row behind.
+
+The router's dead-letter topic ``notify.router.dlq`` holds something else: input
+the router could not decode or route, as the original bytes under the original
+key, with the reason in headers. Those are listed (with whatever of the bytes
+still decodes) but not replayed: the same bytes would be refused again, so the
+fix is upstream, and the corrected events are published to the alerts topic anew.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from confluent_kafka import KafkaError, Message, Producer, TopicPartition
@@ -34,7 +42,15 @@ from services.deliverer.pipeline import (
     HEADER_FINAL,
     HEADER_REASON,
 )
-from services.ops.errors import OpsError
+from services.ops.errors import KafkaUnanswered, OpsError
+from services.router.app import (
+    ERROR_CLASS_HEADER,
+    ORIGINAL_BYTES_HEADER,
+    REASON_HEADER,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER,
+)
 from switchboard.codec import Codec, CodecError
 from switchboard.domain import JobState
 from switchboard.kafka import make_consumer
@@ -46,6 +62,17 @@ READ_TIMEOUT_S = 10.0
 POLL_TIMEOUT_S = 0.1
 CONSUME_BATCH = 500
 UNDECODABLE = "undecodable"
+# How much of bytes that do not decode to show: enough to recognise them.
+PREVIEW_CHARS = 120
+
+# What an operator does with the router's dead letters, since they are not replayed.
+ROUTER_REPUBLISH_HINT = (
+    "The router's dead letters are not replayed: the same bytes would be refused "
+    "again. Fix the producer upstream, then publish the corrected events to the "
+    "alerts topic again (key tenant_id/alert_id), e.g. with `switchboard emit`."
+)
+
+_Letter = TypeVar("_Letter")
 
 
 @dataclass(frozen=True)
@@ -100,6 +127,11 @@ class DeadLetter:
         """The redacted error text of the last attempt."""
         return self.headers.get(HEADER_ERROR) or self.decode_error or ""
 
+    @property
+    def from_router(self) -> bool:
+        """Whether the router wrote this (its refused input), not a deliverer."""
+        return REASON_HEADER in self.headers and HEADER_REASON not in self.headers
+
 
 def _headers(message: Message) -> dict[str, str]:
     pairs = message.headers() or []
@@ -110,11 +142,13 @@ def _headers(message: Message) -> dict[str, str]:
     }
 
 
-def _to_dead_letter(message: Message, codec: Codec) -> DeadLetter:
+def _timestamp(message: Message) -> datetime | None:
     kind, millis = message.timestamp()
-    timestamp = (
-        datetime.fromtimestamp(millis / 1000, UTC) if kind and millis > 0 else None
-    )
+    return datetime.fromtimestamp(millis / 1000, UTC) if kind and millis > 0 else None
+
+
+def _to_dead_letter(message: Message, codec: Codec) -> DeadLetter:
+    timestamp = _timestamp(message)
     command, error = None, None
     try:
         command = codec.decode("DeliveryCommand", message.value() or b"")
@@ -133,6 +167,13 @@ def _to_dead_letter(message: Message, codec: Codec) -> DeadLetter:
 
 def read_dead_letters(settings: Settings, topic: str, codec: Codec) -> list[DeadLetter]:
     """Every message now on ``topic``, read up to the end it had when we started."""
+    return _read_topic(settings, topic, lambda m: _to_dead_letter(m, codec))
+
+
+def _read_topic(
+    settings: Settings, topic: str, convert: Callable[[Message], _Letter]
+) -> list[_Letter]:
+    """Every message now on ``topic`` converted, read up to its end at the start."""
     consumer = make_consumer(
         settings,
         f"switchboard.ops.reader.{uuid.uuid4().hex[:8]}",
@@ -140,16 +181,18 @@ def read_dead_letters(settings: Settings, topic: str, codec: Codec) -> list[Dead
     )
     try:
         remaining = _assign_all(consumer, topic)
-        letters: list[DeadLetter] = []
+        letters: list[_Letter] = []
         stalled_s = 0.0
         while remaining:
             # consume() waits for a full batch or the timeout, so keep it short.
             batch = consumer.consume(CONSUME_BATCH, timeout=POLL_TIMEOUT_S)
             stalled_s = 0.0 if batch else stalled_s + POLL_TIMEOUT_S
             if stalled_s >= READ_TIMEOUT_S:
-                raise OpsError(f"reading {topic} stalled; is Kafka reachable?")
+                raise KafkaUnanswered(
+                    f"reading {topic} stalled for {READ_TIMEOUT_S:.0f} s"
+                )
             for message in batch:
-                _take(message, remaining, letters, codec)
+                _take(message, remaining, letters, convert)
         return letters
     finally:
         consumer.close()
@@ -175,8 +218,8 @@ def _assign_all(consumer: Any, topic: str) -> dict[int, int]:
 def _take(
     message: Message,
     remaining: dict[int, int],
-    letters: list[DeadLetter],
-    codec: Codec,
+    letters: list[_Letter],
+    convert: Callable[[Message], _Letter],
 ) -> None:
     error = message.error()
     partition = message.partition()
@@ -187,9 +230,149 @@ def _take(
         raise OpsError(f"reading {message.topic()} failed: {error.str()}")
     if partition not in remaining:
         return
-    letters.append(_to_dead_letter(message, codec))
+    letters.append(convert(message))
     if message.offset() + 1 >= remaining[partition]:
         remaining.pop(partition)
+
+
+@dataclass(frozen=True)
+class RouterDeadLetter:
+    """One message of the router's dead-letter topic: input it could not route."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime | None
+    key: str | None
+    headers: dict[str, str]
+    size: int
+    original: str
+    alert: dict[str, Any] | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the router refused it (its reason header)."""
+        return self.headers.get(REASON_HEADER, "unknown")
+
+    @property
+    def error_class(self) -> str:
+        """The kind of failure, e.g. UnknownSchemaError or AlertTooLarge."""
+        return self.headers.get(ERROR_CLASS_HEADER, "")
+
+    @property
+    def source(self) -> str:
+        """Where the original message was on the input: ``topic[partition]@offset``."""
+        topic = self.headers.get(SOURCE_TOPIC_HEADER)
+        if topic is None:
+            return ""
+        partition = self.headers.get(SOURCE_PARTITION_HEADER, "?")
+        return f"{topic}[{partition}]@{self.headers.get(SOURCE_OFFSET_HEADER, '?')}"
+
+    @property
+    def tenant_id(self) -> str | None:
+        """The alert's tenant: decoded, or the part of the key before the slash."""
+        if self.alert is not None:
+            return str(self.alert["tenant_id"])
+        if self.key and "/" in self.key:
+            return self.key.split("/", 1)[0]
+        return None
+
+
+def read_router_dead_letters(
+    settings: Settings, topic: str, codec: Codec
+) -> list[RouterDeadLetter]:
+    """Every message now on the router's dead-letter ``topic``."""
+    return _read_topic(settings, topic, lambda m: _to_router_dead_letter(m, codec))
+
+
+def _to_router_dead_letter(message: Message, codec: Codec) -> RouterDeadLetter:
+    headers = _headers(message)
+    value = message.value()
+    key = message.key()
+    alert, original = _describe_original(value, headers, codec)
+    return RouterDeadLetter(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        timestamp=_timestamp(message),
+        key=key.decode("utf-8", errors="replace") if key is not None else None,
+        headers=headers,
+        size=len(value or b""),
+        original=original,
+        alert=alert,
+    )
+
+
+def _describe_original(
+    value: bytes | None, headers: dict[str, str], codec: Codec
+) -> tuple[dict[str, Any] | None, str]:
+    """The original as an AlertEvent if it decodes, and a line saying what it is."""
+    if value is None:
+        kept = headers.get(ORIGINAL_BYTES_HEADER)
+        if kept:
+            return None, f"{kept} bytes, too large to keep; read it at the source"
+        return None, "no value (a tombstone)"
+    try:
+        alert = codec.decode("AlertEvent", value)
+    except CodecError:
+        pass
+    else:
+        summary = f"{alert['kind']} {alert['severity']} {alert['alert_type']}"
+        return alert, f"AlertEvent {alert['tenant_id']}/{alert['alert_id']}: {summary}"
+    try:
+        writer = codec.writer_schema(value)
+    except CodecError:
+        return None, _preview(value)
+    record = f"{writer.record} v{writer.version}"
+    return None, f"Avro {record}, does not decode as an AlertEvent"
+
+
+def _preview(value: bytes) -> str:
+    """The start of bytes that are not Avro: as text if they are, else as hex."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        shown = value[: PREVIEW_CHARS // 2].hex()
+        more = "…" if len(value) > PREVIEW_CHARS // 2 else ""
+        return f"{len(value)} bytes, not Avro: 0x{shown}{more}"
+    kind = "JSON" if _is_json(text) else "text"
+    # Unprintable characters as escapes, so the preview stays on one line.
+    shown = "".join(
+        c if c.isprintable() else repr(c)[1:-1] for c in text[:PREVIEW_CHARS]
+    )
+    more = "…" if len(text) > PREVIEW_CHARS else ""
+    return f"{len(value)} bytes, {kind}, not Avro: {shown}{more}"
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class RouterSelection:
+    """Which router dead letters to list; empty fields match anything."""
+
+    tenant_id: str | None = None
+    since: datetime | None = None
+    error_class: str | None = None
+
+    def matches(self, letter: RouterDeadLetter) -> bool:
+        """Whether ``letter`` is selected."""
+        if self.tenant_id and letter.tenant_id != self.tenant_id:
+            return False
+        if self.since and (letter.timestamp is None or letter.timestamp < self.since):
+            return False
+        if self.error_class and letter.error_class != self.error_class:
+            return False
+        return True
+
+
+# Either kind of dead letter: both have a topic position and a broker time.
+_Placed = TypeVar("_Placed", DeadLetter, RouterDeadLetter)
 
 
 @dataclass(frozen=True)
@@ -254,7 +437,7 @@ def replays(conn: psycopg.Connection, topic: str) -> dict[tuple[int, int], Repla
     }
 
 
-def newest_first(letters: list[DeadLetter]) -> list[DeadLetter]:
+def newest_first(letters: list[_Placed]) -> list[_Placed]:
     """Dead letters ordered newest first (by broker time, then position)."""
     epoch = datetime.fromtimestamp(0, UTC)
     return sorted(
@@ -264,7 +447,7 @@ def newest_first(letters: list[DeadLetter]) -> list[DeadLetter]:
     )
 
 
-def page(letters: list[DeadLetter], limit: int, number: int) -> list[DeadLetter]:
+def page(letters: list[_Placed], limit: int, number: int) -> list[_Placed]:
     """Page ``number`` (from 1) of ``limit`` dead letters."""
     start = (number - 1) * limit
     return letters[start : start + limit]

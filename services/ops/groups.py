@@ -1,9 +1,11 @@
 """Consumer groups for operators: list, describe, and reset offsets safely.
 
 A reset is planned first (old and new offset of every partition) and applied
-only when asked. It is refused while the group has members, because a running
-consumer would overwrite the new offsets with its own next commit; the broker
-refuses it too, but naming the members tells the operator what to stop.
+only when asked. A plan changes nothing, so it is shown while the group has
+members too, with the members named; applying it is refused while it has any,
+because a running consumer would overwrite the new offsets with its own next
+commit. The broker refuses it too, but naming the members tells the operator
+what to stop.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import ParamSpec, TypeVar
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from services.ops.errors import OpsError
+from services.ops.errors import KafkaUnanswered, OpsError
 from switchboard.lag import (
     ADMIN_TIMEOUT_S,
     Partition,
@@ -34,17 +36,14 @@ _R = TypeVar("_R")
 
 
 def _kafka_answers(action: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Turn an admin request Kafka left unanswered into one clear OpsError."""
+    """Turn an admin request Kafka left unanswered into :class:`KafkaUnanswered`."""
 
     @functools.wraps(action)
     def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return action(*args, **kwargs)
         except TimeoutError:
-            raise OpsError(
-                f"Kafka did not answer within {ADMIN_TIMEOUT_S:.0f} s; check that "
-                "it runs at the address in SWITCHBOARD_KAFKA_BOOTSTRAP"
-            ) from None
+            raise KafkaUnanswered(f"no answer within {ADMIN_TIMEOUT_S:.0f} s") from None
 
     return call
 
@@ -194,11 +193,12 @@ class PartitionReset:
 
 @dataclass
 class ResetPlan:
-    """Every partition move of one reset."""
+    """Every partition move of one reset, and the group's live members when planned."""
 
     group: str
     target: ResetTarget
     moves: list[PartitionReset] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
 
 
 class GroupActiveError(OpsError):
@@ -252,13 +252,13 @@ def plan_reset(
     topic: str | None = None,
     partition: int | None = None,
 ) -> ResetPlan:
-    """The moves a reset would make; refused while the group has members.
+    """The moves a reset would make, and the members that must stop before it.
 
     Without ``topic`` every partition the group has committed for is reset.
     An exact offset outside a partition's log is clamped to it, and a time later
     than every message moves to the end.
     """
-    require_idle(admin, group)
+    _state, members = describe_members(admin, group)
     committed = committed_offsets(admin, group)
     partitions = _partitions_of(admin, committed, topic, partition)
     starts = list_offsets(admin, partitions, OffsetSpec.earliest())
@@ -267,7 +267,7 @@ def plan_reset(
     if target.kind == "timestamp":
         spec = OffsetSpec.for_timestamp(target.timestamp_ms)
         at_time = list_offsets(admin, partitions, spec)
-    plan = ResetPlan(group, target)
+    plan = ResetPlan(group, target, members=members)
     for key in partitions:
         new, note = _new_offset(target, starts[key], ends[key], at_time.get(key))
         plan.moves.append(PartitionReset(key[0], key[1], committed.get(key), new, note))

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,6 +28,7 @@ from tests.ops.helpers import (
 )
 
 MAIN_TOPIC = delivery_topic("webhook")
+SWITCHBOARD = str(Path(sys.executable).parent / "switchboard")
 
 
 @pytest.fixture
@@ -269,3 +274,64 @@ def test_two_operators_replaying_at_once_replay_a_dead_letter_once(
 
     assert sorted(outcomes) == ["already replayed"] * 2 + ["replayed"] * 2
     assert len(_replayed_commands(settings, codec, starts, channel)) == 2
+
+
+def _list_piped(topic: str, columns: str | None) -> str:
+    """`dlq list` as a separate process whose output goes to a pipe, not a TTY."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    result = subprocess.run(
+        [SWITCHBOARD, "dlq", "list", "webhook", "--topic", topic],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_list_piped_to_a_file_keeps_each_row_whole(dead_letters):
+    topic, channel, commands = dead_letters
+
+    wide = _list_piped(topic, columns=None)
+    narrow = _list_piped(topic, columns="80")
+
+    for command in commands:
+        whole = [
+            line
+            for line in wide.splitlines()
+            if command["job_id"] in line and channel in line and "HTTP 400" in line
+        ]
+        assert len(whole) == 1, wide
+    assert not any(commands[0]["job_id"] in line for line in narrow.splitlines())
+
+
+def test_ids_are_checked_and_matched_whatever_their_case(dead_letters):
+    topic, channel, _commands = dead_letters
+
+    bad = CliRunner().invoke(
+        app, ["dlq", "replay", "webhook", "--topic", topic, "--channel", "not-a-uuid"]
+    )
+    bad_job = CliRunner().invoke(
+        app, ["dlq", "list", "webhook", "--topic", topic, "--job", "42"]
+    )
+    upper = json.loads(
+        _cli(
+            "dlq",
+            "list",
+            "webhook",
+            "--topic",
+            topic,
+            "--channel",
+            channel.upper(),
+            "--json",
+        ).stdout
+    )
+
+    assert bad.exit_code == 1
+    assert "--channel 'not-a-uuid' is not an id" in bad.output
+    assert bad_job.exit_code == 1
+    assert "--job '42' is not an id" in bad_job.output
+    assert upper["total"] == 2

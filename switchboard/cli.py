@@ -1107,7 +1107,10 @@ def demo_command(
     devices: int = typer.Option(240, min=1, help="Devices in the alert stream."),
     duration: float = typer.Option(40.0, min=5, help="Seconds over which to publish."),
     keep_running: bool = typer.Option(
-        False, "--keep-running", help="Leave everything up and print the addresses."
+        False,
+        "--keep-running",
+        help="Leave everything up after the verdict, restart services that exit, "
+        "print the addresses; Ctrl-C stops it.",
     ),
     retry_delays: str = typer.Option(
         "1s,5s,15s", help="Retry tiers of the demo's processes (short, for a demo)."
@@ -1119,7 +1122,19 @@ def demo_command(
         True, help="One deliverer for all seven types (else one per type)."
     ),
 ) -> None:
-    """Run the whole pipeline on a realistic alert stream and check every delivery."""
+    """Run the whole pipeline on a realistic alert stream and check every delivery.
+
+    Its API uses SWITCHBOARD_API_PORT (another free port, said so, when that one
+    is taken). A service that exits during the run ends it with one line naming
+    the service and its log. With --keep-running everything stays up after the
+    verdict and a service that exits is restarted, until Ctrl-C.
+
+    The demo leaves behind, for inspection: its tenant (demo-<id>) with seven
+    channels, its rules and every job and attempt, in the configured database; a
+    probe tenant (demo-<id>-probe) whose channel and rule it deletes; and the
+    services' logs under /tmp/switchboard-demo-*/logs. `switchboard tenant key
+    demo-<id>` issues an API key to read its jobs.
+    """
     from services.demo.run import DemoOptions, run_demo
 
     options = DemoOptions(

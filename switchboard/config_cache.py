@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from switchboard.codec import Codec, CodecError, default_codec
 from switchboard.kafka import client_logging
@@ -62,6 +68,10 @@ class RuleRecord:
     throttle_minutes: int = 0
     stop_on_match: bool = False
     enabled: bool = True
+
+
+class ConfigTopicMissing(RuntimeError):
+    """Raised when the configuration topic does not exist on the broker."""
 
 
 def channel_key(channel_id: str) -> str:
@@ -198,6 +208,14 @@ class ConfigCache:
         )
         try:
             self._consume(consumer)
+        except (KafkaException, ConfigTopicMissing) as error:
+            # Expected when Kafka is away or not set up: the caller of
+            # wait_ready reports it in one line, so no traceback here.
+            self._failure = error
+            log.error(
+                "config cache reader stopped",
+                extra={"topic": self._topic, "error": str(error)},
+            )
         except BaseException as error:
             self._failure = error
             log.exception("config cache reader stopped", extra={"topic": self._topic})
@@ -208,8 +226,8 @@ class ConfigCache:
         metadata = consumer.list_topics(self._topic, timeout=30.0)
         topic = metadata.topics.get(self._topic)
         if topic is None or topic.error is not None:
-            raise RuntimeError(
-                f"topic {self._topic} does not exist; run `topics create`"
+            raise ConfigTopicMissing(
+                f"topic {self._topic} does not exist; run `switchboard topics create`"
             )
         partitions = sorted(topic.partitions)
         consumer.assign(

@@ -1,34 +1,41 @@
 """Customer templates, rendered in a Jinja2 sandbox.
 
 Channels let customers shape text (an e-mail subject and body, an MQTT topic,
-an SNMP varbind) with Jinja2. Templates come from customers, so they run in
-the immutable sandbox: no attribute access to internals, no mutation, bounded
-``range``. Undefined names fail loudly so a typo is caught when the channel is
-saved (:func:`check`) rather than producing empty text at 3 a.m.
+an SNMP varbind, chat text) with Jinja2. Templates come from customers, so
+they run in the immutable sandbox (no attribute access to internals, no
+mutation) with limits on size and work (:mod:`.template_limits`): one
+tenant's template must not stall the deliverer's shared event loop or the API,
+nor exhaust their memory. Undefined names fail loudly so a typo is caught when
+the channel is saved (:func:`check`) rather than producing empty text at
+3 a.m.
 
-Every failure, from syntax to a runtime error inside the template, is raised
-as one :class:`TemplateError`.
+Every failure, from syntax and refused constructs to a runtime error or an
+exceeded limit inside the template, is raised as one :class:`TemplateError`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-# Rendered text longer than this is a runaway template, not a notification.
-MAX_RENDERED_CHARS = 200_000
+from services.deliverer.template_limits import (
+    MAX_RENDERED_CHARS,
+    BoundedEnvironment,
+    compile_bounded,
+    work_budget,
+)
 
 
 class TemplateError(Exception):
     """A template that does not parse or does not render."""
 
 
-def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+def _environment(autoescape: bool) -> BoundedEnvironment:
+    return BoundedEnvironment(
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -40,26 +47,47 @@ _ENVIRONMENTS = {False: _environment(False), True: _environment(True)}
 
 @lru_cache(maxsize=512)
 def _compile(source: str, autoescape: bool) -> jinja2.Template:
+    # Both save time (check) and send time compile here, so what is refused
+    # at compile time can never reach a delivery.
     try:
-        return _ENVIRONMENTS[autoescape].from_string(source)
+        return compile_bounded(_ENVIRONMENTS[autoescape], source)
     except jinja2.TemplateError as error:
         raise TemplateError(_describe(error)) from None
+    except (RecursionError, MemoryError) as error:
+        # Deeply nested expressions exhaust the parser's or Python's stack.
+        raise TemplateError(_too_complex(error)) from None
+    except (SyntaxError, ValueError, OverflowError) as error:
+        # Python refuses the code Jinja2 generates or a literal in it (an
+        # integer of more than 4,300 digits).
+        raise TemplateError(f"{type(error).__name__}: {error}") from None
 
 
 def render(source: str, context: dict[str, Any], *, autoescape: bool = False) -> str:
     """Render ``source`` with ``context``; ``autoescape`` for HTML output."""
     template = _compile(source, autoescape)
     try:
-        text = template.render(context)
+        with work_budget():
+            return _collect(template.generate(context))
     except jinja2.TemplateError as error:
         raise TemplateError(_describe(error)) from None
     except (ArithmeticError, TypeError, ValueError, LookupError) as error:
         raise TemplateError(f"{type(error).__name__}: {error}") from None
-    if len(text) > MAX_RENDERED_CHARS:
-        raise TemplateError(
-            f"rendered text longer than {MAX_RENDERED_CHARS} characters"
-        )
-    return text
+    except (RecursionError, MemoryError) as error:
+        raise TemplateError(_too_complex(error)) from None
+
+
+def _collect(pieces: Iterator[str]) -> str:
+    # Stops at the cap instead of joining a runaway output first.
+    collected: list[str] = []
+    length = 0
+    for piece in pieces:
+        length += len(piece)
+        if length > MAX_RENDERED_CHARS:
+            raise TemplateError(
+                f"rendered text longer than {MAX_RENDERED_CHARS} characters"
+            )
+        collected.append(piece)
+    return "".join(collected)
 
 
 def check(source: str, *, autoescape: bool = False) -> str:
@@ -79,6 +107,10 @@ def _describe(error: jinja2.TemplateError) -> str:
     line = getattr(error, "lineno", None)
     where = f" (line {line})" if line else ""
     return f"{type(error).__name__}{where}: {error.message or error}"
+
+
+def _too_complex(error: BaseException) -> str:
+    return f"{type(error).__name__}: the template is too deeply nested or too large"
 
 
 def alert_context(command: dict[str, Any], channel_name: str = "") -> dict[str, Any]:

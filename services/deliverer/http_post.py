@@ -114,7 +114,7 @@ class JsonPoster:
         )
         response = await self._client.send(request, stream=True)
         try:
-            content = await _read_bounded(response)
+            content = await read_bounded(response)
         finally:
             await response.aclose()
         # Classifiers read .text and .json(); they get the bounded body, and
@@ -133,7 +133,8 @@ class JsonPoster:
         await self._client.aclose()
 
 
-async def _read_bounded(response: httpx.Response) -> bytes:
+async def read_bounded(response: httpx.Response) -> bytes:
+    """At most MAX_RESPONSE_BYTES of a streamed response's body; the rest unread."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():

@@ -28,14 +28,15 @@ from services.deliverer.channels.base import ResolvedChannel
 from services.deliverer.channels.webhook.config import credential_variants
 from services.deliverer.channels.webhook.payload import build_payload, encode_payload
 from services.deliverer.clients import ClientPool
+from services.deliverer.http_post import read_bounded
 from services.deliverer.outcome import Outcome, Reason, classify_http
 from services.deliverer.redact import redact, secret_values
 from services.deliverer.targets import check_target
 from services.deliverer.text import truncate_chars
 from switchboard.settings import Settings
 
-# Of the response body, only this much is read and kept for the attempt log.
-MAX_RESPONSE_BYTES = 4096
+# Of the response body read (see http_post.read_bounded), this much is kept for
+# the attempt log.
 MAX_RESPONSE_CHARS = 1000
 FOLLOWED_REDIRECTS = frozenset({307, 308})
 USER_AGENT = "Switchboard-Webhook/1"
@@ -163,14 +164,7 @@ def signature_headers(
 
 
 async def _bounded_body(response: httpx.Response) -> str:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_RESPONSE_BYTES:
-            break
-    raw = b"".join(chunks)[:MAX_RESPONSE_BYTES]
+    raw = await read_bounded(response)
     text = raw.decode(response.encoding or "utf-8", errors="replace")
     return truncate_chars(text.strip(), MAX_RESPONSE_CHARS)
 

@@ -43,6 +43,7 @@ class Reason(StrEnum):
     BROKER_UNAVAILABLE = "broker_unavailable"
     NOT_ACKNOWLEDGED = "not_acknowledged"
     INVALID_CONFIG = "invalid_config"
+    SECRETS_UNREADABLE = "secrets_unreadable"
     PAYLOAD_REJECTED = "payload_rejected"
     TEMPLATE_ERROR = "template_error"
     CHANNEL_GONE = "channel_gone"

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from services.deliverer.channels import CHANNEL_SPECS
 from services.deliverer.channels.base import ResolvedChannel
-from services.deliverer.outcome import Outcome, Reason
+from services.deliverer.outcome import Outcome, OutcomeKind, Reason
 from services.deliverer.redact import secret_values
 from switchboard.config_cache import ChannelRecord, ConfigCache
 from switchboard.domain import ChannelType
@@ -70,7 +70,11 @@ class ChannelResolver:
         if memo is not None and memo[0] is record:
             return memo[1]
         resolution = self._parse(record)
-        self._parsed[record.id] = (record, resolution)
+        if (
+            resolution.failure is None
+            or resolution.failure.kind is OutcomeKind.PERMANENT
+        ):
+            self._parsed[record.id] = (record, resolution)
         return resolution
 
     async def _record(self, channel_id: str) -> ChannelRecord | None:
@@ -90,7 +94,13 @@ class ChannelResolver:
                 else {}
             )
         except SecretsError as error:
-            return _failed(Reason.INVALID_CONFIG, str(error))
+            # The key this process was given does not match the stored secrets:
+            # an operator's rollout (secrets rotated before every process has
+            # the new key), not the customer's configuration. Retried, so the
+            # jobs go out once the key is right instead of dying meanwhile.
+            return Resolution(
+                None, (), Outcome.retryable(Reason.SECRETS_UNREADABLE, str(error))
+            )
         redactions = secret_values(secrets_raw)
         try:
             config = spec.config_model.model_validate_json(record.config_json)

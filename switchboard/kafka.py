@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
 import threading
 import time
 from typing import Any
@@ -214,10 +216,21 @@ def consumer_config(
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": 300_000,
+        "client.id": process_client_id(group_id),
         **client_logging(),
     }
     config.update(overrides)
     return config
+
+
+def process_client_id(role: str) -> str:
+    """``<role>@<host>:<pid>``: the client id an operator finds a process by.
+
+    Consumer groups list their members by client id and address; with every
+    process on one host sharing an address, the pid in the id is what tells
+    the owner of a stuck partition apart.
+    """
+    return f"{role}@{socket.gethostname()}:{os.getpid()}"
 
 
 def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consumer:

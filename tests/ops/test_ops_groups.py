@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from datetime import UTC, datetime, timedelta
@@ -140,6 +141,23 @@ def test_describe_names_the_owner_of_each_partition(
     described = json.loads(result.stdout)
     assert described["lag"] == 12
     assert described["members"][0]["client_id"] == f"describe-{unique}"
+
+
+def test_a_members_client_id_names_its_group_host_and_process(
+    settings, admin, make_topic, group
+):
+    topic = make_topic("clientid")
+    consumer = make_consumer(settings, group)
+    consumer.subscribe([topic])
+    wait_for(lambda: consumer.poll(0.2) or consumer.assignment(), "an assignment")
+    try:
+        detail = describe_group(admin, group)
+    finally:
+        consumer.close()
+
+    assert [m.client_id for m in detail.members] == [
+        f"{group}@{socket.gethostname()}:{os.getpid()}"
+    ]
 
 
 def test_reset_plans_with_a_live_member_but_refuses_to_execute_naming_it(

@@ -100,6 +100,24 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text)
 
 
+def first_error(path: Path, since_bytes: int = 0) -> str:
+    """``": <first ERROR or FATAL line>"`` written after ``since_bytes``, or "".
+
+    A broker that fails logs its cause once and then pages of shutdown; the
+    tail alone usually hides the line that matters.
+    """
+    try:
+        with path.open("rb") as log:
+            log.seek(since_bytes)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if " ERROR " in line or " FATAL " in line:
+            return f": {line.strip()[:500]}"
+    return ""
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -378,6 +396,7 @@ class KafkaComponent:
         classpath = self.classpath()
         config = self._write_config()
         self._format_storage(java, classpath, config)
+        log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
 
         with self.console_file.open("ab") as console:
             process = subprocess.Popen(
@@ -403,7 +422,8 @@ class KafkaComponent:
         def ready() -> bool:
             if process.poll() is not None:
                 raise StackError(
-                    f"kafka: the broker exited with code {process.returncode}.\n"
+                    f"kafka: the broker exited with code {process.returncode}"
+                    f"{first_error(self.log_file, log_start)}.\n"
                     f"{log_tail(self.log_file)}\n{log_tail(self.console_file, 5)}"
                 )
             return self.answers(timeout_s=2.0)

@@ -291,3 +291,18 @@ def test_status_warns_once_about_the_development_key(
         line for line in result.stderr.splitlines() if "development secret key" in line
     ]
     assert len(warnings) == (0 if own_key else 1)
+
+
+def test_first_error_finds_the_cause_among_this_runs_lines(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("[t] ERROR an old run's failure\n")
+    since = log.stat().st_size
+    with log.open("a") as more:
+        more.write("[t] INFO starting\n")
+        more.write("[t] ERROR Socket server failed to bind to 127.0.0.1:39092\n")
+        more.write("[t] ERROR shutdown noise\n")
+
+    assert stack.first_error(log, since) == (
+        ": [t] ERROR Socket server failed to bind to 127.0.0.1:39092"
+    )
+    assert stack.first_error(tmp_path / "missing.log") == ""

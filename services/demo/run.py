@@ -535,7 +535,8 @@ def _print_left_behind(
     console.print(
         f"  tenant {tag} ({tenant_id}): {len(configured.channels)} channels, "
         f"{len(configured.rules)} rules, {len(outcome.jobs)} jobs; "
-        f"`switchboard tenant key {tag}` issues an API key to read them",
+        f"`switchboard tenant key {tag}` issues an API key to read them from "
+        "`switchboard api` (the local stack is left running)",
         highlight=False,
         markup=False,
     )

@@ -572,6 +572,11 @@ def groups_list(
     if not watch:
         console.print(groups_table(groups))
         return
+    if not console.is_terminal:
+        # A live table redraws in place, which a pipe or file never shows:
+        # print a new table each interval instead.
+        _watch_printed(admin, prefix, interval_s, groups)
+        return
     with Live(groups_table(groups), console=console, auto_refresh=False) as live:
         try:
             while True:
@@ -580,6 +585,27 @@ def groups_list(
                 live.update(groups_table(groups), refresh=True)
         except KeyboardInterrupt:
             return
+
+
+def _watch_printed(
+    admin: Any, prefix: str, interval_s: float, groups: list[Any]
+) -> None:
+    """``groups --watch`` for a pipe or a file: one timestamped table per round."""
+    import time
+    from datetime import UTC, datetime
+
+    from services.ops.groups import list_groups
+    from services.ops.render import groups_table
+
+    try:
+        while True:
+            console.print(datetime.now(UTC).isoformat(timespec="seconds"))
+            console.print(groups_table(groups))
+            console.file.flush()
+            time.sleep(interval_s)
+            groups = _ops_call(lambda: list_groups(admin, prefix))
+    except KeyboardInterrupt:
+        return
 
 
 @groups_app.command("describe")

@@ -246,6 +246,18 @@ def _make_traversable(path: Path) -> None:
             parent.chmod(mode | 0o001)
 
 
+
+def _new_cluster_id() -> str:
+    """A random Kafka cluster id, as Kafka's own tools make one.
+
+    An id starting with a dash would be read as an option by the storage tool,
+    so such ids are drawn again, the same way Kafka's Uuid.randomUuid does.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
 class KafkaComponent:
     """Apache Kafka in KRaft mode, resolved from Maven Central and run with java."""
 
@@ -361,7 +373,7 @@ class KafkaComponent:
     def _format_storage(self, java: str, classpath: str, config: Path) -> None:
         if (self.home / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _new_cluster_id()
         result = subprocess.run(
             [
                 java,

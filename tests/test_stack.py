@@ -306,3 +306,12 @@ def test_first_error_finds_the_cause_among_this_runs_lines(tmp_path: Path) -> No
         ": [t] ERROR Socket server failed to bind to 127.0.0.1:39092"
     )
     assert stack.first_error(tmp_path / "missing.log") == ""
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """One id in 64 would otherwise be read as an option by Kafka's storage tool."""
+    cluster_ids = [stack._new_cluster_id() for _ in range(5000)]
+
+    assert not any(cluster_id.startswith("-") for cluster_id in cluster_ids)
+    assert all(len(cluster_id) == 22 for cluster_id in cluster_ids)
+    assert len(set(cluster_ids)) == len(cluster_ids)

@@ -8,8 +8,10 @@ Mosquitto in Docker instead (see tests/containers.py).
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -100,3 +102,24 @@ def scratch_database(settings: Settings, unique: str) -> Iterator[str]:
     yield settings.database_url.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[local_stack.PostgresComponent]:
+    """A migrated PostgreSQL server of this test's own, which the test may stop."""
+    url = f"postgresql://switchboard:outage@127.0.0.1:{_free_port()}/switchboard"
+    server = local_stack.PostgresComponent(
+        Settings(state_dir=tmp_path, database_url=url)
+    )
+    server.up()
+    try:
+        db.migrate(url)
+        yield server
+    finally:
+        server.down()

@@ -31,6 +31,13 @@ LATENCY = Histogram(
     "switchboard_api_request_duration_seconds", "API request duration.", ["route"]
 )
 
+# How long a request waits for a pooled connection. Requests take milliseconds,
+# so a longer wait means the database is away (or hopelessly overloaded), and a
+# quick 503 serves the client better than holding it for the pool's default.
+CONNECTION_WAIT_S = 3.0
+# Names the API's sessions in pg_stat_activity.
+APPLICATION_NAME = "switchboard-api"
+
 # Far above any valid configuration request (a channel's fields are bounded well
 # below this); enforced while the body is read, so a huge upload is cut short.
 MAX_BODY_BYTES = 1024 * 1024
@@ -39,14 +46,22 @@ DESCRIPTION = """
 Customers manage their notification channels and routing rules here and follow
 what happened to each notification. Authenticate every `/customer/…` request
 with `Authorization: Bearer <api key>`. Objects of other tenants do not exist
-for you (404). Every 4xx answer has a body `{"detail": [{"field", "problem"}]}`.
+for you (404). Every 4xx answer has a body `{"detail": [{"field", "problem"}]}`,
+and so has the 503 that answers while the database is unavailable (retry after
+`Retry-After` seconds).
 """
 
 
 def _open_state(settings: Settings) -> ApiState:
     return ApiState(
         settings=settings,
-        pool=make_pool(settings, min_size=1, max_size=8),
+        pool=make_pool(
+            settings,
+            min_size=1,
+            max_size=8,
+            wait_s=CONNECTION_WAIT_S,
+            application_name=APPLICATION_NAME,
+        ),
         producer=make_producer(settings),
         codec=default_codec(),
         box=SecretBox.from_settings(settings),
@@ -90,9 +105,15 @@ async def _measure(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
     started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    name = getattr(route, "path", "unmatched")
-    REQUESTS.labels(request.method, name, str(response.status_code)).inc()
-    LATENCY.labels(name).observe(time.perf_counter() - started)
-    return response
+    # CatchUnexpected inside answers errors with a 500; one that still gets
+    # here is answered 500 by the server.
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        return response
+    finally:
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        REQUESTS.labels(request.method, name, str(status)).inc()
+        LATENCY.labels(name).observe(time.perf_counter() - started)

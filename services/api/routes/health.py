@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -49,28 +50,28 @@ def healthz() -> Health:
 def readyz(state: State, response: Response) -> Health:
     """Checks PostgreSQL, Kafka and the outbox backlog; 503 with the reason if not."""
     outbox_age_s = _outbox_age_s(state)
-    database, kafka = outbox_age_s is not None, _kafka_answers(state)
-    outbox = outbox_age_s is not None and outbox_age_s <= OUTBOX_MAX_AGE_S
-    reasons = [
-        text
-        for failed, text in (
-            (not database, "PostgreSQL does not answer"),
-            (not kafka, "Kafka does not answer"),
-            (
-                database and not outbox,
-                f"the oldest unpublished configuration change is {outbox_age_s:.0f} s"
-                " old; is the outbox relay running?",
-            ),
+    kafka = _kafka_answers(state)
+    reasons = []
+    if outbox_age_s is None:
+        reasons.append(
+            f"PostgreSQL does not answer (no working connection within "
+            f"{READY_TIMEOUT_S:g} s)"
         )
-        if failed
-    ]
+    if not kafka:
+        reasons.append("Kafka does not answer")
+    if outbox_age_s is not None and outbox_age_s > OUTBOX_MAX_AGE_S:
+        reasons.append(
+            f"the oldest unpublished configuration change is {outbox_age_s:.0f} s "
+            "old; is the outbox relay running?"
+        )
     if reasons:
         response.status_code = 503
     return Health(
         status="unavailable" if reasons else "ok",
-        database=database,
+        database=outbox_age_s is not None,
         kafka=kafka,
-        outbox=outbox if database else None,
+        # Unknown while the database does not answer.
+        outbox=None if outbox_age_s is None else outbox_age_s <= OUTBOX_MAX_AGE_S,
         reason="; ".join(reasons) or None,
     )
 
@@ -80,7 +81,7 @@ def _outbox_age_s(state: State) -> float | None:
     try:
         with state.pool.connection(timeout=READY_TIMEOUT_S) as conn:
             return backlog(conn).oldest_age_s
-    except Exception:
+    except psycopg.Error:
         return None
 
 

@@ -8,10 +8,33 @@ made its outcome durable, in offset order per partition.
 A consumed message starts as soon as the process's in-flight bound and its
 channel's share of it allow (:class:`InFlightLimits`); until then it waits in
 memory. The consumer never waits by not polling, which would get it evicted
-from its group: when the bound is reached it pauses all its partitions, and a
-partition with messages waiting for their channel's share is paused too, while
-``consume`` keeps being called. On the retry tiers a message that is not yet due
-holds its partition the same way (see :mod:`services.deliverer.pauses`).
+from its group, and it never pauses a partition for one channel: messages of
+every channel share a partition, so pausing it for one busy channel would make
+all of them wait at that channel's pace. Instead:
+
+- a message whose channel's share is full waits in memory, while the partition
+  goes on, if the channel is expected to take it soon: if fewer of the
+  channel's messages are ahead of it in this consumer than its share took in
+  over the last few seconds (:meth:`InFlightLimits.may_wait`). That is a fast
+  endpoint with a backlog, or any channel during its first seconds at full
+  share, before its pace is known;
+- otherwise it is deferred (an endpoint hanging until its deadline): the same
+  command, same job id and attempt number, produced to the first retry tier
+  (from a retry tier, to that tier again) due after the tier's delay, its
+  input offset stored once the broker acknowledged it. The retry consumer
+  brings it back when due; if the channel is still that slow it is deferred
+  again, else it is attempted. Deferring is not an attempt, so a channel that
+  hangs for good still ends its jobs dead after the configured attempts, which
+  keep timing out;
+- only when the process holds all it may (in flight and waiting together)
+  does the consumer pause all its partitions, while ``consume`` keeps being
+  called, to bound memory.
+
+A deferral emits no job event: the recorder counts attempts from job events and
+never moves a job backwards, and nothing happened to the job but a wait. The
+job keeps its state (``queued``, or ``retrying`` with a ``next_attempt_at``
+that may pass before the attempt runs). On the retry tiers a message that is
+not yet due holds its partition (see :mod:`services.deliverer.pauses`).
 """
 
 from __future__ import annotations
@@ -20,7 +43,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -57,11 +80,23 @@ class _Waiting:
     item: Incoming
     progress: PartitionProgress
     delivered: bool
+    served_type: str
 
     @property
     def channel(self) -> str | None:
+        """The channel whose share the message needs; None if it is not sent.
+
+        A message that will not be attempted (undecodable, for another type,
+        already delivered) needs no share and is never deferred.
+        """
         command = self.item.command
-        return None if command is None else str(command["channel_id"])
+        if (
+            command is None
+            or self.delivered
+            or str(command["channel_type"]) != self.served_type
+        ):
+            return None
+        return str(command["channel_id"])
 
     @property
     def partition(self) -> PartitionKey:
@@ -181,15 +216,14 @@ class CommandConsumer:
             log.debug("offsets not stored", extra={"error": str(error)})
 
     def _pause_what_cannot_start(self) -> None:
-        """Pause partitions whose next messages could only wait; resume the rest.
+        """Pause every partition while the process holds all it may, else none.
 
         Called every round, so partitions assigned meanwhile are paused too.
         """
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        if self._limits.full():
-            wanted = assigned
-        else:
-            wanted = {waiting.partition for waiting in self._waiting} & assigned
+        # Only the process-wide bound pauses: a channel's overflow waits in
+        # memory or is deferred, and never holds back its partition's others.
+        wanted = assigned if self._limits.full() else set()
         self._throttle.hold_only(wanted)
         if self._gate is not None:
             self._gate.release_due(keep_paused=self._throttle.paused)
@@ -203,20 +237,51 @@ class CommandConsumer:
             # message still waiting while later ones of its partition finish.
             progress = self._tracker.begin(item.topic, item.partition, item.offset)
             is_delivered = bool(item.command) and item.command["job_id"] in delivered
-            self._waiting.append(_Waiting(item, progress, is_delivered))
+            self._waiting.append(
+                _Waiting(item, progress, is_delivered, self._topics.channel_type)
+            )
+            self._limits.add_waiting(self._waiting[-1].channel)
 
     def _start_waiting(self, stopping: asyncio.Event) -> None:
-        """Start every waiting message its channel's share and the bound allow."""
+        """Start what the bound and shares allow; defer what would wait too long.
+
+        In consumption order, so a channel's waiting messages start oldest
+        first and each one's place in its channel's line is known. Once one of
+        a channel's messages stays waiting, none after it can start in this
+        round (starting only uses up room).
+        """
         still: list[_Waiting] = []
+        in_line: dict[str | None, int] = {}
         for waiting in self._waiting:
-            if self._limits.admits(waiting.channel):
-                self._limits.take(waiting.channel)
-                task = asyncio.create_task(self._process(waiting, stopping))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            else:
-                still.append(waiting)
+            channel = waiting.channel
+            if channel not in in_line and self._limits.admits(channel):
+                self._launch(waiting, channel, self._process(waiting, stopping))
+                continue
+            position = in_line.get(channel, 0) + 1
+            room = self._limits.may_wait(channel)
+            if room is not None and position > room and self._limits.admits(None):
+                # A deferral holds no slot of the channel: it sends nothing.
+                self._launch(waiting, None, self._defer(waiting, stopping))
+                continue
+            in_line[channel] = position
+            still.append(waiting)
         self._waiting = still
+
+    def _launch(
+        self,
+        waiting: _Waiting,
+        channel: str | None,
+        work: Coroutine[Any, Any, None],
+    ) -> None:
+        """Run ``work`` for ``waiting``, holding a slot of ``channel`` until done."""
+        # Taken before the wait is counted off, so a channel with a line never
+        # looks idle in between, which would restart the measure of its pace.
+        self._limits.take(channel)
+        self._limits.remove_waiting(waiting.channel)
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _task: self._limits.release(channel))
 
     def _admit(self, message: Message) -> Incoming | None:
         error = message.error()
@@ -253,11 +318,31 @@ class CommandConsumer:
         )
 
     async def _process(self, waiting: _Waiting, stopping: asyncio.Event) -> None:
+        await self._settle(
+            waiting,
+            stopping,
+            self._pipeline.handle(
+                waiting.item, self._topics.channel_type, waiting.delivered
+            ),
+        )
+
+    async def _defer(self, waiting: _Waiting, stopping: asyncio.Event) -> None:
+        await self._settle(
+            waiting,
+            stopping,
+            self._pipeline.defer(waiting.item, self._topics.channel_type),
+        )
+
+    async def _settle(
+        self,
+        waiting: _Waiting,
+        stopping: asyncio.Event,
+        outcome: Coroutine[Any, Any, None],
+    ) -> None:
+        """Await ``outcome`` durable, then store the offset; on failure, stop."""
         item = waiting.item
         try:
-            await self._pipeline.handle(
-                item, self._topics.channel_type, waiting.delivered
-            )
+            await outcome
         except Exception as error:
             # Kafka did not take what the outcome needs (the pipeline turns
             # every other error into a dead letter), so the offset must not
@@ -274,8 +359,6 @@ class CommandConsumer:
             stopping.set()
         else:
             self._store(waiting.progress, item.offset)
-        finally:
-            self._limits.release(waiting.channel)
 
     def _store(self, progress: PartitionProgress, offset: int) -> None:
         next_offset = self._tracker.finish(progress, offset)
@@ -290,11 +373,19 @@ class CommandConsumer:
         with self._pending_lock:
             revoked, self._revoked = self._revoked, set()
         if revoked:
-            self._waiting = [w for w in self._waiting if w.partition not in revoked]
+            kept = []
+            for waiting in self._waiting:
+                if waiting.partition in revoked:
+                    self._limits.remove_waiting(waiting.channel)
+                else:
+                    kept.append(waiting)
+            self._waiting = kept
 
     async def _drain(self) -> None:
         # Waiting messages never started: their offsets were never stored, so
         # whoever consumes the partition next does them.
+        for waiting in self._waiting:
+            self._limits.remove_waiting(waiting.channel)
         self._waiting = []
         if self._tasks:
             await asyncio.wait(set(self._tasks))

@@ -1,4 +1,9 @@
-"""The retry ladder: which retry tier a failed attempt goes to, and when it is due."""
+"""The retry ladder: which retry tier a failed attempt goes to, and when it is due.
+
+It also places deferrals: a command whose channel is too slow to take it now
+goes, unchanged but for its due time, to a tier's topic without using an
+attempt.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +60,18 @@ class RetryLadder:
         tier = self.tiers[index]
         delay = timedelta(milliseconds=max(tier.delay_ms, wait_ms))
         return RetryPlan(tier, attempt + 1, _ceil_ms(now + delay))
+
+    def defer(self, attempt: int, topic: str, now: datetime) -> RetryPlan:
+        """Where a command consumed from ``topic`` waits when deferred, unattempted.
+
+        From the main topic it goes to the first tier, from a tier to that tier
+        again, due after the tier's delay; ``attempt`` stays, since deferring is
+        not an attempt. Each tier's topic then stays in order of due time, which
+        its consumer relies on when it holds a partition for its head message.
+        """
+        tier = next((t for t in self.tiers if t.topic == topic), self.tiers[0])
+        delay = timedelta(milliseconds=tier.delay_ms)
+        return RetryPlan(tier, attempt, _ceil_ms(now + delay))
 
     def _first_tier_at_least(self, wait_ms: int) -> int:
         for index, tier in enumerate(self.tiers):

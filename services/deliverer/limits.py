@@ -1,60 +1,154 @@
 """Bounds on what a deliverer holds: per process, per channel, and per attempt.
 
-:class:`InFlightLimits` bounds the messages a process holds (from the moment
-one is handed to the pipeline until its outcome is durable) and gives each
-channel a share of that bound, so an endpoint that hangs until its deadline
-holds its share and no more. :class:`KeyedLimiter` bounds the attempts one
-channel runs at once; messages beyond it wait inside their share.
+:class:`InFlightLimits` bounds the messages a process holds, in flight (from
+the moment one is handed to the pipeline until its outcome is durable) or
+waiting in memory to start, and gives each channel a share of the messages in
+flight, so an endpoint that hangs until its deadline holds its share and no
+more. It also measures how fast each channel's share turns over, which tells
+how many of its commands may wait in memory (:meth:`InFlightLimits.may_wait`).
+:class:`KeyedLimiter` bounds the attempts one channel runs at once; messages
+beyond it wait inside their share.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+# How far back a channel's pace is measured, and so about the longest one of
+# its commands is expected to wait in memory for its share. A fast endpoint
+# takes even a large backlog within it (at 100 deliveries a second, 500
+# commands); an endpoint that hangs until its deadline takes almost nothing.
+PACE_WINDOW_S = 5.0
+
+
+@dataclass
+class _Channel:
+    """A channel with messages held: how many, since when its share is full."""
+
+    in_flight: int = 0
+    waiting: int = 0
+    # When the channel last became saturated (share full, or commands waiting
+    # for it), None while it is not; a share that empties for a moment
+    # between a release and the next take stays saturated.
+    since: float | None = None
+    released_at: deque[float] = field(default_factory=deque)
 
 
 class InFlightLimits:
-    """At most ``total`` messages in flight, at most ``per_channel`` of one channel.
+    """At most ``total`` messages held, ``per_channel`` of one channel in flight.
 
-    Shared by every consumer of a process and used from its event loop only,
-    so it needs no lock. A message without a channel (one that did not
-    decode) counts against the total only.
+    Held means in flight (taken) or waiting in a consumer's memory to be taken
+    or deferred; a channel's share counts its messages in flight. Shared by
+    every consumer of a process and used from its event loop only, so it needs
+    no lock. A message without a channel (one that will not be sent, or a
+    deferral) counts against the total only.
     """
 
-    def __init__(self, total: int, per_channel: int) -> None:
-        """Hold at most ``total`` messages, ``per_channel`` of any one channel."""
+    def __init__(
+        self,
+        total: int,
+        per_channel: int,
+        window_s: float = PACE_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Hold at most ``total`` messages, ``per_channel`` of any one channel.
+
+        A channel's pace is measured over the last ``window_s`` of ``clock``.
+        """
         self.total = total
         self.per_channel = per_channel
-        self._held = 0
-        self._by_channel: dict[str, int] = {}
+        self._window_s = window_s
+        self._clock = clock
+        self._in_flight = 0
+        self._waiting = 0
+        # Only channels with messages held, so this stays as small as the
+        # bound however many channels a process serves.
+        self._channels: dict[str, _Channel] = {}
 
     def full(self) -> bool:
-        """Whether no message at all can be taken now."""
-        return self._held >= self.total
+        """Whether the process holds all it may: consume nothing more for now."""
+        return self._in_flight + self._waiting >= self.total
 
     def admits(self, channel: str | None) -> bool:
         """Whether a message of ``channel`` can be taken now."""
-        if self.full():
+        if self._in_flight >= self.total:
             return False
-        return channel is None or self._by_channel.get(channel, 0) < self.per_channel
+        state = None if channel is None else self._channels.get(channel)
+        return state is None or state.in_flight < self.per_channel
+
+    def may_wait(self, channel: str | None) -> int | None:
+        """How many commands may wait in memory for ``channel``'s full share.
+
+        As many as its share took in over the last window while saturated:
+        those are expected to start within about a window, the rest are better
+        deferred. None (no limit) until the channel has been saturated for a
+        whole window, since its pace is not known before; a message without a
+        channel never waits for a share.
+        """
+        state = None if channel is None else self._channels.get(channel)
+        if state is None or state.since is None:
+            return None
+        now = self._clock()
+        if now - state.since < self._window_s:
+            return None
+        self._forget_before(state, now - self._window_s)
+        return len(state.released_at)
 
     def take(self, channel: str | None) -> None:
         """Count a message of ``channel`` as in flight (after :meth:`admits`)."""
-        self._held += 1
+        self._in_flight += 1
         if channel is not None:
-            self._by_channel[channel] = self._by_channel.get(channel, 0) + 1
+            state = self._channels.setdefault(channel, _Channel())
+            state.in_flight += 1
+            self._update(channel, state)
 
     def release(self, channel: str | None) -> None:
         """A message of ``channel`` is done: its outcome is durable, or it failed."""
-        self._held -= 1
+        self._in_flight -= 1
         if channel is None:
             return
-        left = self._by_channel[channel] - 1
-        if left:
-            self._by_channel[channel] = left
+        state = self._channels[channel]
+        state.in_flight -= 1
+        now = self._clock()
+        state.released_at.append(now)
+        self._forget_before(state, now - self._window_s)
+        self._update(channel, state)
+
+    def add_waiting(self, channel: str | None) -> None:
+        """A consumed message of ``channel`` waits in memory to start."""
+        self._waiting += 1
+        if channel is not None:
+            state = self._channels.setdefault(channel, _Channel())
+            state.waiting += 1
+            self._update(channel, state)
+
+    def remove_waiting(self, channel: str | None) -> None:
+        """A waiting message of ``channel`` started, or was dropped."""
+        self._waiting -= 1
+        if channel is not None:
+            state = self._channels[channel]
+            state.waiting -= 1
+            self._update(channel, state)
+
+    def _update(self, channel: str, state: _Channel) -> None:
+        if not state.in_flight and not state.waiting:
+            del self._channels[channel]
+        elif state.waiting or state.in_flight >= self.per_channel:
+            if state.since is None:
+                state.since = self._clock()
         else:
-            del self._by_channel[channel]
+            state.since = None
+
+    @staticmethod
+    def _forget_before(state: _Channel, cutoff: float) -> None:
+        released_at = state.released_at
+        while released_at and released_at[0] < cutoff:
+            released_at.popleft()
 
 
 class KeyedLimiter:

@@ -8,8 +8,10 @@ So a deliverer never waits by not polling. It pauses partitions instead:
 - :class:`RetryGate` holds a retry partition whose head message is not due yet
   (pause, seek back to it, resume when due);
 - :class:`Throttle` holds partitions whose next messages could only wait in
-  memory: every partition when the process's in-flight bound is reached, and a
-  partition with messages waiting for their channel's share.
+  memory: every partition while the process holds all its bound allows. One
+  busy channel never pauses a partition, which the other channels on it share:
+  its commands wait in memory or are deferred (see
+  :mod:`services.deliverer.consumer`).
 
 A partition can be paused for both reasons at once; it is resumed only when
 neither holds it any more. Pausing drops messages librdkafka fetched ahead, and

@@ -14,6 +14,10 @@ broker acknowledged them, because the caller stores the input offset as soon as
   command on the dead-letter topic with reason ``internal_error``, and a
   ``dead`` job event.
 
+:meth:`Pipeline.defer` sets aside, unattempted, a command whose channel is too
+slow to take it now: the same command, attempt number unchanged, on a retry
+tier with a new ``not_before``, and no job event (see the consumer).
+
 Error text is redacted of the channel's secrets before it leaves the process.
 """
 
@@ -49,6 +53,11 @@ ATTEMPTS = Counter(
     "switchboard_delivery_attempts_total",
     "Delivery attempts by channel type, outcome and reason.",
     ["channel_type", "outcome", "reason"],
+)
+DEFERRALS = Counter(
+    "switchboard_delivery_deferrals_total",
+    "Commands set aside unattempted to a retry tier while their channel was slow.",
+    ["channel_type"],
 )
 ATTEMPT_SECONDS = Histogram(
     "switchboard_delivery_attempt_seconds",
@@ -108,6 +117,7 @@ class Pipeline:
         }
         self._per_channel = KeyedLimiter(per_channel)
         self._retries = RetryTally()
+        self._deferrals = RetryTally(message="commands deferred", field="by_tier")
 
     async def handle(self, item: Incoming, served_type: str, delivered: bool) -> None:
         """Process one consumed message; returns once its outcome is durable.
@@ -124,6 +134,39 @@ class Pipeline:
             raise
         except Exception as error:
             await self._internal_error(item, served_type, error, known.values)
+
+    async def defer(self, item: Incoming, served_type: str) -> None:
+        """Set a decoded command aside unattempted; returns once the broker has it.
+
+        Raises only one of :data:`KAFKA_FAILURES`; any other error dead-letters
+        the command with ``internal_error``, as in :meth:`handle`.
+        """
+        try:
+            await self._defer(item, served_type)
+        except KAFKA_FAILURES:
+            raise
+        except Exception as error:
+            await self._internal_error(item, served_type, error, ())
+
+    async def _defer(self, item: Incoming, served_type: str) -> None:
+        command = item.command
+        assert command is not None, "only decoded commands are deferred"
+        plan = self._ladders[served_type].defer(
+            command["attempt"], item.topic, datetime.now(UTC)
+        )
+        deferred = {**command, "not_before": plan.not_before}
+        await self._producer.send(
+            plan.tier.topic,
+            command["channel_id"],
+            self._codec.encode("DeliveryCommand", deferred),
+        )
+        DEFERRALS.labels(served_type).inc()
+        # Normal flow while a channel is slow: DEBUG, plus a summary a minute.
+        log.debug(
+            "command deferred; channel slow",
+            extra={**_fields(command), "tier": plan.tier.label},
+        )
+        self._deferrals.count(served_type, plan.tier.label)
 
     async def _handle(
         self,

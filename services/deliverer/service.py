@@ -5,7 +5,8 @@ topic (group ``switchboard.deliverer.<type>``) and one on the retry tiers (group
 ``switchboard.deliverer.<type>.retry``), feeding one pipeline that sends with
 the type's ``Sender`` under three bounds: messages in flight per process
 (``SWITCHBOARD_DELIVERER_MAX_IN_FLIGHT``), each channel's share of them, and
-concurrent attempts per channel, so a slow endpoint only holds its own slots.
+concurrent attempts per channel, so a slow endpoint only holds its own slots;
+what it cannot take soon is deferred to a retry tier.
 """
 
 from __future__ import annotations

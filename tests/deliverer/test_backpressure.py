@@ -1,16 +1,21 @@
-"""A backlog beyond the in-flight bound behind an endpoint that hangs.
+"""A backlog behind an endpoint that hangs, on the partition of a healthy channel.
 
 The deliverer must keep polling (or its group evicts it, its offsets in flight
-are lost and the work is done twice) and must keep delivering to every other
-channel while the hanging one holds its share of the bound.
+are lost and the work is done twice), and must keep delivering to every other
+channel of the partition while the hanging one holds its share: the hanging
+channel's overflow is deferred to a retry tier instead of holding the
+partition. Deferring is not an attempt, so those jobs still end dead after
+their attempts, each of which reached the endpoint once.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 
 from confluent_kafka.admin import AdminClient
+from prometheus_client import REGISTRY
 
 from services.deliverer.limits import InFlightLimits
 from services.deliverer.service import channel_share
@@ -23,10 +28,17 @@ from tests.deliverer.helpers import (
     states_of,
 )
 
-MAX_IN_FLIGHT = 4
-HANGING_TIMEOUT_S = 8.0
-HANGING_JOBS = 6
+# Room for the whole backlog in memory, so that only the hanging channel's
+# share and pace decide; a share of 16 (four rounds of 4 attempts).
+MAX_IN_FLIGHT = 48
+PER_CHANNEL = 4
+HANGING_TIMEOUT_S = 3.0
+MAX_ATTEMPTS = 2
+# More than the share, plus what the channel takes in before its pace is known
+# (PACE_WINDOW_S), so that some of it is deferred.
+HANGING_JOBS = 32
 FAST_JOBS = 4
+FINAL_STATES = {"delivered", "dead"}
 # Shorter than one hanging attempt: a consumer that stops polling until a slot
 # frees up is evicted. librdkafka wants it at least the session timeout, and
 # the broker's shortest session timeout is 6 s.
@@ -60,12 +72,24 @@ class GroupMembers:
             self.seen.append(tuple(sorted(m.member_id for m in description.members)))
 
 
-def test_a_hanging_endpoint_neither_evicts_the_consumer_nor_holds_other_channels(
+def deferrals() -> float:
+    """Commands deferred so far by this process's webhook deliverers."""
+    value = REGISTRY.get_sample_value(
+        "switchboard_delivery_deferrals_total", {"channel_type": "webhook"}
+    )
+    return value or 0.0
+
+
+def test_a_hanging_endpoint_defers_its_overflow_and_holds_no_other_channel(
     settings, codec, harness, receiver, admin
 ) -> None:
+    deferred_before = deferrals()
     deliverer = harness(
-        retry_delays="1m",
+        partitions=1,
+        retry_delays="2s",
+        max_attempts=MAX_ATTEMPTS,
         max_in_flight=MAX_IN_FLIGHT,
+        per_channel=PER_CHANNEL,
         consumer_options=CONSUMER_OPTIONS,
     )
     tenant = str(uuid.uuid4())
@@ -73,46 +97,56 @@ def test_a_hanging_endpoint_neither_evicts_the_consumer_nor_holds_other_channels
         settings, codec, tenant, receiver.url("/hang"), timeout_s=HANGING_TIMEOUT_S
     )
     fast = publish_webhook_channel(settings, codec, tenant, receiver.url("/fast"))
-    receiver.plan("/hang", [], then=Reply(200, delay_s=30))
+    receiver.plan("/hang", [], then=Reply(200, delay_s=60))
     stuck = [make_command(tenant, hanging) for _ in range(HANGING_JOBS)]
-    flowing = [make_command(tenant, fast) for _ in range(FAST_JOBS)]
+    behind = [make_command(tenant, fast) for _ in range(FAST_JOBS)]
+    later = [make_command(tenant, fast) for _ in range(FAST_JOBS)]
     stuck_ids = {c["job_id"] for c in stuck}
-    flowing_ids = {c["job_id"] for c in flowing}
-    members = GroupMembers(admin, deliverer.topics.group)
+    fast_ids = {c["job_id"] for c in behind + later}
+    watchers = [
+        GroupMembers(admin, group)
+        for group in (deliverer.topics.group, deliverer.topics.retry_group)
+    ]
 
-    # The hanging channel's backlog first: the fast channel's commands come
-    # after more than the whole bound of commands that cannot finish soon.
-    produce_commands(settings, codec, deliverer.topics.main, stuck + flowing)
+    # One partition: the fast channel's first commands come after the whole
+    # backlog of the hanging one; its others arrive once the hanging channel
+    # holds its full share and more of its commands wait.
+    produce_commands(settings, codec, deliverer.topics.main, stuck + behind)
+    receiver.wait_for(1, "/hang")
+    produce_commands(settings, codec, deliverer.topics.main, later)
     events = JobEvents(settings, codec, deliverer.jobs_topic).wait(
-        lambda all_events: stuck_ids | flowing_ids <= {e["job_id"] for e in all_events},
-        timeout_s=120,
+        lambda all_events: (
+            stuck_ids | fast_ids
+            <= {e["job_id"] for e in all_events if str(e["state"]) in FINAL_STATES}
+        ),
+        timeout_s=180,
     )
-    snapshots = members.stop()
+    snapshots = [watcher.stop() for watcher in watchers]
 
-    timeouts = [e for e in events if e["job_id"] in stuck_ids]
-    assert (
-        sorted((str(e["state"]), e["reason"]) for e in timeouts)
-        == [("retrying", "timeout")] * HANGING_JOBS
+    # Nothing lost, and a deferral is no attempt: each hanging job timed out
+    # once per attempt, then went dead.
+    for job_id in stuck_ids:
+        assert states_of(events, job_id) == [("retrying", 1), ("dead", MAX_ATTEMPTS)]
+    for job_id in fast_ids:
+        assert states_of(events, job_id) == [("delivered", 1)]
+    assert deferrals() > deferred_before
+    # The fast channel did not wait for the hanging one's first deadline.
+    first_timeout = min(e["occurred_at"] for e in events if e["job_id"] in stuck_ids)
+    assert all(
+        e["occurred_at"] < first_timeout for e in events if e["job_id"] in fast_ids
     )
-    delivered = [e for e in events if e["job_id"] in flowing_ids]
-    assert {states_of(events, job_id)[0] for job_id in flowing_ids} == {
-        ("delivered", 1)
-    }
-    # The other channel did not wait for the hanging one's first deadline.
-    assert max(e["occurred_at"] for e in delivered) < min(
-        e["occurred_at"] for e in timeouts
-    )
-    # Each hanging job reached its endpoint once: nothing was redone by a new
-    # owner of the partition after an eviction.
-    hung = [r.webhook_id for r in receiver.received("/hang")]
-    assert sorted(hung) == sorted(stuck_ids)
-    # One member the whole time: the consumer never left its group.
-    assert snapshots and len(set(snapshots)) == 1 and len(snapshots[0]) == 1
+    # Each hanging job reached its endpoint once per attempt, no more: nothing
+    # was redone by a new owner of the partition after an eviction.
+    hung = Counter(r.webhook_id for r in receiver.received("/hang"))
+    assert hung == dict.fromkeys(stuck_ids, MAX_ATTEMPTS)
+    # One member in each group the whole time: no consumer left its group.
+    for seen in snapshots:
+        assert seen and len(set(seen)) == 1 and len(seen[0]) == 1
     assert deliverer.failure is None
 
 
 def test_one_channel_never_holds_every_slot() -> None:
-    limits = InFlightLimits(MAX_IN_FLIGHT, channel_share(MAX_IN_FLIGHT, 16))
+    limits = InFlightLimits(4, channel_share(4, 16))
 
     while limits.admits("hanging"):
         limits.take("hanging")
@@ -124,3 +158,54 @@ def test_one_channel_never_holds_every_slot() -> None:
     limits.release("hanging")
     assert limits.admits("hanging") and limits.admits(None)
     assert not limits.admits("other")
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        """Start at zero."""
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        """The current time."""
+        return self.now
+
+
+def test_a_full_share_keeps_waiting_what_it_took_in_over_the_last_window() -> None:
+    clock = FakeClock()
+    limits = InFlightLimits(100, 4, window_s=5.0, clock=clock)
+    for _ in range(4):
+        limits.take("channel")
+    limits.add_waiting("channel")
+
+    # Its pace is not known before a whole window at full share.
+    clock.now = 4.9
+    assert limits.may_wait("channel") is None
+    clock.now = 5.0
+    assert limits.may_wait("channel") == 0
+
+    # Three taken in turn during the last window; the first leaves it.
+    for at in (6.0, 7.0, 8.0):
+        clock.now = at
+        limits.release("channel")
+        limits.take("channel")
+    assert limits.may_wait("channel") == 3
+    clock.now = 11.5
+    assert limits.may_wait("channel") == 2
+
+
+def test_a_channel_that_is_no_longer_saturated_is_judged_afresh() -> None:
+    clock = FakeClock()
+    limits = InFlightLimits(100, 2, window_s=5.0, clock=clock)
+    limits.take("channel")
+    limits.take("channel")
+    clock.now = 10.0
+    assert limits.may_wait("channel") == 0
+
+    # Room in its share and nothing waiting: not saturated any more.
+    limits.release("channel")
+    limits.take("channel")
+    clock.now = 12.0
+    assert limits.may_wait("channel") is None
+    assert limits.may_wait(None) is None and limits.may_wait("unknown") is None

@@ -1,4 +1,4 @@
-"""The deliverer's pure parts: retry ladder, offset tracking, redaction."""
+"""The deliverer's pure parts: retry ladder and deferrals, offsets, redaction."""
 
 from __future__ import annotations
 
@@ -86,6 +86,21 @@ def test_retry_after_is_read_as_seconds_or_an_http_date(
 
 def test_ladder_stops_after_the_last_attempt() -> None:
     assert RetryLadder(TIERS, max_attempts=6).plan(6, None, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("topic", "attempt", "tier", "wait_s"),
+    [("main", 1, "10s", 10), ("r10s", 2, "10s", 10), ("r1h", 5, "1h", 3600)],
+)
+def test_a_deferral_keeps_its_attempt_and_its_tier(
+    topic: str, attempt: int, tier: str, wait_s: int
+) -> None:
+    plan = RetryLadder(TIERS, max_attempts=6).defer(attempt, topic, NOW)
+
+    assert plan.tier.label == tier
+    assert plan.attempt == attempt
+    assert plan.not_before >= NOW + timedelta(seconds=wait_s)
+    assert plan.not_before < NOW + timedelta(seconds=wait_s, milliseconds=1)
 
 
 def test_offsets_are_stored_only_up_to_the_lowest_unfinished() -> None:

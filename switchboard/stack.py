@@ -246,7 +246,6 @@ def _make_traversable(path: Path) -> None:
             parent.chmod(mode | 0o001)
 
 
-
 def _new_cluster_id() -> str:
     """A random Kafka cluster id, as Kafka's own tools make one.
 
@@ -257,6 +256,7 @@ def _new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
+
 
 class KafkaComponent:
     """Apache Kafka in KRaft mode, resolved from Maven Central and run with java."""

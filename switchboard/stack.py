@@ -667,6 +667,11 @@ class PostgresComponent:
         )
 
 
+def mqtt_auth_port(settings: Settings) -> int:
+    """The port of the local Mosquitto's listener that requires a password."""
+    return settings.mqtt_port + 1
+
+
 class MosquittoComponent:
     """Mosquitto with an anonymous listener and one that requires a password."""
 
@@ -680,7 +685,7 @@ class MosquittoComponent:
         self.log_file = self.home / "mosquitto.log"
         self.host = settings.mqtt_host
         self.port = settings.mqtt_port
-        self.auth_port = settings.mqtt_port + 1
+        self.auth_port = mqtt_auth_port(settings)
 
     @property
     def address(self) -> str:

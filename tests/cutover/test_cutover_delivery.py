@@ -39,9 +39,12 @@ from switchboard.domain import ChannelType
 from switchboard.jobs import new_command
 from switchboard.secrets import SecretBox
 from switchboard.settings import Settings
+from switchboard.stack import MQTT_TEST_PASSWORD, MQTT_TEST_USERNAME, mqtt_auth_port
 
 OLD_SECRET = "old-system-hmac-key-for-cutover!"
-MQTT_PORT, MQTT_USER, MQTT_PASSWORD = 11884, "switchboard", "switchboard-mqtt"
+# The local stack's Mosquitto listener that requires a password.
+MQTT_PORT = mqtt_auth_port(Settings())
+MQTT_USER, MQTT_PASSWORD = MQTT_TEST_USERNAME, MQTT_TEST_PASSWORD
 
 
 @pytest.fixture

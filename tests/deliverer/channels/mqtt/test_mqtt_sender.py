@@ -12,14 +12,16 @@ from services.deliverer.outcome import OutcomeKind, Reason
 from services.receivers.mqtt import MosquittoBroker, MqttRecorder, UnacknowledgingBroker
 from services.receivers.smtp import free_tcp_port
 from switchboard.settings import Settings
+from switchboard.stack import MQTT_TEST_PASSWORD, MQTT_TEST_USERNAME, mqtt_auth_port
 from tests.deliverer.channels.vendor_channels import private_hosts
 
 # The stack's Mosquitto (both listeners) is up once the settings fixture ran.
 pytestmark = pytest.mark.usefixtures("settings")
 
-SHARED_ANONYMOUS_PORT = 11883
-SHARED_AUTH_PORT = 11884
-SHARED_USER, SHARED_PASSWORD = "switchboard", "switchboard-mqtt"
+# The stack's listeners, on the ports the settings name (CI may move them).
+SHARED_ANONYMOUS_PORT = Settings().mqtt_port
+SHARED_AUTH_PORT = mqtt_auth_port(Settings())
+SHARED_USER, SHARED_PASSWORD = MQTT_TEST_USERNAME, MQTT_TEST_PASSWORD
 
 
 def recorder(port: int, topic: str, **options) -> MqttRecorder:

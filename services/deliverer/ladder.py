@@ -61,15 +61,16 @@ class RetryLadder:
         delay = timedelta(milliseconds=max(tier.delay_ms, wait_ms))
         return RetryPlan(tier, attempt + 1, _ceil_ms(now + delay))
 
-    def defer(self, attempt: int, topic: str, now: datetime) -> RetryPlan:
-        """Where a command consumed from ``topic`` waits when deferred, unattempted.
+    def defer(self, attempt: int, now: datetime) -> RetryPlan:
+        """Where a command waits when deferred, unattempted: the first tier.
 
-        From the main topic it goes to the first tier, from a tier to that tier
-        again, due after the tier's delay; ``attempt`` stays, since deferring is
-        not an attempt. Each tier's topic then stays in order of due time, which
-        its consumer relies on when it holds a partition for its head message.
+        Due after that tier's delay, whichever topic it came from, so a command
+        from the longest tier that meets a busy moment is not set back by that
+        tier's whole delay again; ``attempt`` stays, since deferring is not an
+        attempt. The first tier's topic stays in order of due time, which its
+        consumer relies on when it holds a partition for its head message.
         """
-        tier = next((t for t in self.tiers if t.topic == topic), self.tiers[0])
+        tier = self.tiers[0]
         delay = timedelta(milliseconds=tier.delay_ms)
         return RetryPlan(tier, attempt, _ceil_ms(now + delay))
 

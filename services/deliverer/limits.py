@@ -28,15 +28,22 @@ PACE_WINDOW_S = 5.0
 
 @dataclass
 class _Channel:
-    """A channel with messages held: how many, since when its share is full."""
+    """A channel recently busy: how many messages held, how long saturated."""
 
     in_flight: int = 0
     waiting: int = 0
-    # When the channel last became saturated (share full, or commands waiting
-    # for it), None while it is not; a share that empties for a moment
-    # between a release and the next take stays saturated.
+    # When the channel became saturated (share full, or commands waiting for
+    # it), None if it never was. A share that drains for less than a window,
+    # as a hanging endpoint's does when its attempts time out together, stays
+    # saturated, so its measured pace holds across the dip.
     since: float | None = None
+    # When it last stopped being saturated, None while it is.
+    calm_since: float | None = None
     released_at: deque[float] = field(default_factory=deque)
+
+    def idle(self) -> bool:
+        """Whether it holds no message."""
+        return not self.in_flight and not self.waiting
 
 
 class InFlightLimits:
@@ -66,9 +73,11 @@ class InFlightLimits:
         self._clock = clock
         self._in_flight = 0
         self._waiting = 0
-        # Only channels with messages held, so this stays as small as the
-        # bound however many channels a process serves.
+        # Channels with messages held or released within the last window, so
+        # this stays small however many channels a process serves; an idle
+        # channel is kept that long to remember its pace.
         self._channels: dict[str, _Channel] = {}
+        self._next_sweep = clock() + window_s
 
     def full(self) -> bool:
         """Whether the process holds all it may: consume nothing more for now."""
@@ -91,7 +100,7 @@ class InFlightLimits:
         channel never waits for a share.
         """
         state = None if channel is None else self._channels.get(channel)
-        if state is None or state.since is None:
+        if state is None or state.since is None or state.calm_since is not None:
             return None
         now = self._clock()
         if now - state.since < self._window_s:
@@ -136,13 +145,33 @@ class InFlightLimits:
             self._update(channel, state)
 
     def _update(self, channel: str, state: _Channel) -> None:
-        if not state.in_flight and not state.waiting:
+        now = self._clock()
+        if state.waiting or state.in_flight >= self.per_channel:
+            calm_too_long = (
+                state.calm_since is not None
+                and now - state.calm_since >= self._window_s
+            )
+            if state.since is None or calm_too_long:
+                state.since = now
+            state.calm_since = None
+        elif state.calm_since is None:
+            state.calm_since = now
+        self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        # At most once a window: forget channels idle for a whole window.
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._window_s
+        cutoff = now - self._window_s
+        for channel in [
+            name
+            for name, state in self._channels.items()
+            if state.idle()
+            and state.calm_since is not None
+            and state.calm_since < cutoff
+        ]:
             del self._channels[channel]
-        elif state.waiting or state.in_flight >= self.per_channel:
-            if state.since is None:
-                state.since = self._clock()
-        else:
-            state.since = None
 
     @staticmethod
     def _forget_before(state: _Channel, cutoff: float) -> None:

@@ -151,9 +151,7 @@ class Pipeline:
     async def _defer(self, item: Incoming, served_type: str) -> None:
         command = item.command
         assert command is not None, "only decoded commands are deferred"
-        plan = self._ladders[served_type].defer(
-            command["attempt"], item.topic, datetime.now(UTC)
-        )
+        plan = self._ladders[served_type].defer(command["attempt"], datetime.now(UTC))
         deferred = {**command, "not_before": plan.not_before}
         await self._producer.send(
             plan.tier.topic,

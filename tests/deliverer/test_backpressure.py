@@ -195,7 +195,7 @@ def test_a_full_share_keeps_waiting_what_it_took_in_over_the_last_window() -> No
     assert limits.may_wait("channel") == 2
 
 
-def test_a_channel_that_is_no_longer_saturated_is_judged_afresh() -> None:
+def test_a_share_that_drains_for_a_moment_keeps_its_pace() -> None:
     clock = FakeClock()
     limits = InFlightLimits(100, 2, window_s=5.0, clock=clock)
     limits.take("channel")
@@ -203,9 +203,47 @@ def test_a_channel_that_is_no_longer_saturated_is_judged_afresh() -> None:
     clock.now = 10.0
     assert limits.may_wait("channel") == 0
 
-    # Room in its share and nothing waiting: not saturated any more.
+    # A hanging endpoint's attempts time out together: its share drains
+    # completely, and fills again at once.
     limits.release("channel")
+    limits.release("channel")
+    clock.now = 10.5
     limits.take("channel")
-    clock.now = 12.0
+    limits.take("channel")
+    limits.add_waiting("channel")
+    assert limits.may_wait("channel") == 2
+
+    # Nothing released for a window: nothing more may wait.
+    clock.now = 16.0
+    assert limits.may_wait("channel") == 0
+
+
+def test_a_channel_calm_for_a_window_is_judged_afresh() -> None:
+    clock = FakeClock()
+    limits = InFlightLimits(100, 2, window_s=5.0, clock=clock)
+    limits.take("channel")
+    limits.take("channel")
+    clock.now = 10.0
+    assert limits.may_wait("channel") == 0
+
+    # Room in its share and nothing waiting: not saturated.
+    limits.release("channel")
+    assert limits.may_wait("channel") is None
+    clock.now = 15.0
+    limits.take("channel")
+    clock.now = 16.0
     assert limits.may_wait("channel") is None
     assert limits.may_wait(None) is None and limits.may_wait("unknown") is None
+
+
+def test_channels_idle_for_a_window_are_forgotten() -> None:
+    clock = FakeClock()
+    limits = InFlightLimits(100, 2, window_s=5.0, clock=clock)
+    for number in range(50):
+        limits.take(f"channel-{number}")
+        limits.release(f"channel-{number}")
+
+    clock.now = 11.0
+    limits.take("busy")
+
+    assert set(limits._channels) == {"busy"}

@@ -54,6 +54,34 @@ CONNECT_TIMEOUT_S = 5
 # within seconds of the next request; with psycopg_pool's 5 minutes it could
 # come minutes after the database is back.
 RECONNECT_TIMEOUT_S = 10.0
+# libpq options that make a database host that goes silent (no reset, no
+# answer) fail a connection within about half a minute, instead of the OS's
+# TCP timeout of a quarter of an hour: keepalive probes on an idle connection,
+# and a bound on how long sent data may stay unacknowledged. A long statement
+# is not affected; the server's TCP stack acknowledges while it runs.
+SILENT_PEER_OPTIONS: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+
+
+def connection_options(application_name: str | None = None) -> dict[str, str | int]:
+    """Keyword arguments for a service's long-lived connections.
+
+    A connection timeout, the options above, and ``application_name`` to name
+    the session in ``pg_stat_activity``.
+    """
+    options: dict[str, str | int] = {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        **SILENT_PEER_OPTIONS,
+    }
+    if application_name:
+        options["application_name"] = application_name
+    return options
+
 
 # SQLSTATEs of a server that cannot serve us right now, as opposed to a statement
 # it refused: connection exceptions (class 08), insufficient resources (class
@@ -107,9 +135,7 @@ def make_pool(
     each pooled connection is dead, and without the check each would fail the
     statement of the caller that happens to get it, long after the restart.
     """
-    kwargs: dict[str, str | int] = {"connect_timeout": CONNECT_TIMEOUT_S}
-    if application_name:
-        kwargs["application_name"] = application_name
+    kwargs = connection_options(application_name)
     pool: ConnectionPool
 
     def check(conn: psycopg.Connection) -> None:

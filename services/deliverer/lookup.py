@@ -17,13 +17,14 @@ import uuid
 
 import psycopg
 
+from switchboard.db import connection_options
+
 log = logging.getLogger(__name__)
 
 DELIVERED_QUERY = (
     "SELECT job_id::text FROM notification_jobs "
     "WHERE job_id = ANY(%s::uuid[]) AND state = 'delivered'"
 )
-CONNECT_TIMEOUT_S = 5
 RETRY_AFTER_FAILURE_S = 10.0
 
 
@@ -83,7 +84,9 @@ class DeliveredLookup:
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(
-                self._database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                self._database_url,
+                autocommit=True,
+                **connection_options("switchboard-deliverer"),
             )
         return self._conn
 

@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from services.recorder.store import apply_events, storable
 from switchboard.codec import CodecError, default_codec
-from switchboard.db import error_line
+from switchboard.db import connection_options, database_unavailable, error_line
 from switchboard.kafka import make_consumer
 from switchboard.settings import Settings, database_address
 from switchboard.topics import JOBS_TOPIC, RECORDER_GROUP
@@ -43,7 +43,6 @@ RETRY_DELAYS_S = (0.5, 1, 2, 5, 10, 20, 30)
 # While waiting, the consumer polls at least this often: that keeps it in its
 # group and bounds how long a stop request waits.
 WAIT_POLL_S = 0.5
-CONNECT_TIMEOUT_S = 5
 APPLICATION_NAME = "switchboard-recorder"
 
 
@@ -161,6 +160,8 @@ class Recorder:
             try:
                 stored = apply_events(self._connection(), events)
             except psycopg.OperationalError as error:
+                if not _worth_waiting_out(error):
+                    raise
                 self._drop_connection()
                 outage = outage or self._outage_began(error, len(events))
                 outage.tries += 1
@@ -236,11 +237,18 @@ class Recorder:
         return None
 
     def _commit(self, messages: list[Message]) -> None:
+        # A partition revoked while the batch waited out an outage belongs to
+        # another member now; committing it could move that member's offset back.
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         next_offsets: dict[tuple[str, int], int] = {}
         for message in messages:
             key = (message.topic(), message.partition())
+            if key not in assigned:
+                continue
             next_offsets[key] = max(next_offsets.get(key, 0), message.offset() + 1)
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        if not offsets:
+            return
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as error:
@@ -252,8 +260,7 @@ class Recorder:
             self._conn = psycopg.connect(
                 self._database_url,
                 autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                application_name=APPLICATION_NAME,
+                **connection_options(APPLICATION_NAME),
             )
         return self._conn
 
@@ -263,6 +270,18 @@ class Recorder:
                 self._conn.close()
             finally:
                 self._conn = None
+
+
+def _worth_waiting_out(error: psycopg.OperationalError) -> bool:
+    """Whether retrying the same batch later can succeed.
+
+    True for a database that cannot be reached or used now, and for a
+    transaction rolled back by a serialization failure or a deadlock with
+    another recorder (SQLSTATE class 40); False for errors that would recur,
+    such as a statement cancelled by its timeout.
+    """
+    sqlstate = error.sqlstate or ""
+    return database_unavailable(error) or sqlstate.startswith("40")
 
 
 def _usable(message: Message) -> bool:

@@ -341,7 +341,10 @@ def router_command(
         "(default: switchboard.router.<host>.<random>).",
     ),
     metrics_port: int = typer.Option(
-        None, help="Prometheus port (default: SWITCHBOARD_METRICS_PORT); 0 disables."
+        None,
+        min=0,
+        max=65535,
+        help="Prometheus port (default: SWITCHBOARD_METRICS_PORT); 0 disables.",
     ),
     batch_size: int = typer.Option(500, min=1, help="Most events per transaction."),
     group: str = typer.Option("switchboard.router", help="Consumer group."),
@@ -403,7 +406,9 @@ def router_command(
 
 @app.command("api")
 def api_command(
-    port: int = typer.Option(None, help="Port (default: SWITCHBOARD_API_PORT)."),
+    port: int = typer.Option(
+        None, min=1, max=65535, help="Port (default: SWITCHBOARD_API_PORT)."
+    ),
     host: str = typer.Option(
         "127.0.0.1", help="Address to listen on (0.0.0.0 inside a container)."
     ),
@@ -608,9 +613,16 @@ def _watch_printed(
         return
 
 
+def _group_id(value: str) -> str:
+    """Check a GROUP argument: a consumer group id is never blank."""
+    if not value.strip():
+        raise typer.BadParameter("a consumer group id, not an empty string")
+    return value
+
+
 @groups_app.command("describe")
 def groups_describe(
-    group: str = typer.Argument(..., help="Consumer group id."),
+    group: str = typer.Argument(..., help="Consumer group id.", callback=_group_id),
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
 ) -> None:
     """Per partition: committed offset, end offset, lag and owning member."""
@@ -629,7 +641,7 @@ def groups_describe(
 
 @groups_app.command("reset")
 def groups_reset(
-    group: str = typer.Argument(..., help="Consumer group id."),
+    group: str = typer.Argument(..., help="Consumer group id.", callback=_group_id),
     to: str = typer.Option(
         ..., "--to", help="earliest, latest, an ISO time (UTC if no zone) or an offset."
     ),
@@ -656,6 +668,8 @@ def groups_reset(
         _print_json({"plan": plan, "executed": execute})
         return
     console.print(reset_table(plan, execute))
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     members = live_members_line(plan)
     if members and not execute:
         console.print(members, highlight=False, markup=False)

@@ -106,6 +106,8 @@ def parse_line(line: str) -> AlertEventIn:
         document = json.loads(line)
     except json.JSONDecodeError as error:
         raise ValueError(f"not JSON: {error.msg} at column {error.colno}") from None
+    except RecursionError:
+        raise ValueError("not JSON this tool reads: nested too deeply") from None
     if not isinstance(document, dict):
         raise ValueError("a line must be a JSON object")
     try:
@@ -218,21 +220,26 @@ def emit_lines(
     """
     report = EmitReport()
     publisher = _Publisher(producer, topic, report)
-    for number, raw in enumerate(lines, start=1):
-        if isinstance(raw, LineTooLong):
-            report.rejected.append(
-                (number, f"longer than {raw.limit_bytes:,} bytes; skipped unread")
-            )
-            continue
-        if not raw.strip():
-            continue
-        try:
-            event = parse_line(decode_line(raw))
-            key, value = encode_event(event, codec, max_event_bytes)
-            publisher.publish(number, key, value)
-        except ValueError as error:
-            report.rejected.append((number, str(error)))
-    producer.flush(FLUSH_TIMEOUT_S)
+    try:
+        for number, raw in enumerate(lines, start=1):
+            if isinstance(raw, LineTooLong):
+                report.rejected.append(
+                    (number, f"longer than {raw.limit_bytes:,} bytes; skipped unread")
+                )
+                continue
+            if not raw.strip():
+                continue
+            try:
+                event = parse_line(decode_line(raw))
+                key, value = encode_event(event, codec, max_event_bytes)
+                publisher.publish(number, key, value)
+            except ValueError as error:
+                report.rejected.append((number, str(error)))
+            except RecursionError:
+                report.rejected.append((number, "nested too deeply to encode"))
+    finally:
+        # Whatever ends the run, the events already handed to the producer go out.
+        producer.flush(FLUSH_TIMEOUT_S)
     if publisher.pending:
         report.failed.append(_unacknowledged(sorted(publisher.pending)))
     report.rejected.sort()

@@ -135,6 +135,7 @@ def test_emit_reports_undecodable_and_control_character_lines_and_goes_on(
         json.dumps(good, ensure_ascii=False).encode(),
         b'{"summary": "caf\xff"}',
         json.dumps({**good, "summary": "s\u0000nul"}).encode(),
+        b"[" * 3000 + b"]" * 3000,
         json.dumps({**good, "alert_id": "alert-2"}, ensure_ascii=False).encode(),
     ]
     data = b"\n".join(lines) + b"\n"
@@ -152,7 +153,8 @@ def test_emit_reports_undecodable_and_control_character_lines_and_goes_on(
     assert "Traceback" not in stderr
     assert "line 2: not UTF-8: byte 0xff at column 17" in stderr
     assert "line 3: summary: " in stderr and "U+0000" in stderr
-    assert "2 events published, 2 lines rejected" in result.stdout.decode()
+    assert "line 4: not JSON this tool reads: nested too deeply" in stderr
+    assert "2 events published, 3 lines rejected" in result.stdout.decode()
     assert sorted(a["alert_id"] for a in alerts) == ["alert-1", "alert-2"]
     assert {a["summary"] for a in alerts} == {"Uplink down ⚠️"}
 

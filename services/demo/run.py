@@ -242,7 +242,7 @@ def _run(
     if options.keep_running:
         _print_addresses(console, pipeline, receivers, key, tag, started)
         _supervise(console, pipeline)
-    _print_left_behind(console, pipeline, tag, tenant_id, configured, outcome)
+    _print_left_behind(console, pipeline, tag, tenant_id, configured, outcome, started)
     api.close()
     return 0 if ok else 1
 
@@ -529,14 +529,24 @@ def _print_left_behind(
     tenant_id: str,
     configured: Configured,
     outcome: Outcome,
+    started: list[str],
 ) -> None:
-    """Say what the run leaves in place, so a later look can find (or skip) it."""
+    """Say what the run leaves in place, so a later look can find (or skip) it.
+
+    The demo stops the stack components it started itself, so the data stays
+    readable at once only when the stack was already up.
+    """
+    where = (
+        "start the stack with `switchboard stack up`, then"
+        if started
+        else "the local stack is left running;"
+    )
     console.print("Left in place for inspection:", highlight=False)
     console.print(
         f"  tenant {tag} ({tenant_id}): {len(configured.channels)} channels, "
-        f"{len(configured.rules)} rules, {len(outcome.jobs)} jobs; "
+        f"{len(configured.rules)} rules, {len(outcome.jobs)} jobs; {where} "
         f"`switchboard tenant key {tag}` issues an API key to read them from "
-        "`switchboard api` (the local stack is left running)",
+        "`switchboard api`",
         highlight=False,
         markup=False,
     )

@@ -199,6 +199,7 @@ class ResetPlan:
     target: ResetTarget
     moves: list[PartitionReset] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class GroupActiveError(OpsError):
@@ -223,6 +224,7 @@ def require_idle(admin: AdminClient, group: str) -> None:
 
 def _partitions_of(
     admin: AdminClient,
+    group: str,
     committed: dict[Partition, int | None],
     topic: str | None,
     partition: int | None,
@@ -231,7 +233,11 @@ def _partitions_of(
         if partition is not None:
             raise OpsError("--partition needs --topic")
         if not committed:
-            raise OpsError("the group has no committed offsets; name a --topic")
+            raise OpsError(
+                f"group {group} has no committed offsets (a group that never "
+                "committed, or none of that name: `switchboard groups` lists "
+                "them); name a --topic to set its first ones"
+            )
         return sorted(committed)
     metadata = admin.list_topics(topic, timeout=ADMIN_TIMEOUT_S).topics.get(topic)
     if metadata is None or metadata.error is not None:
@@ -260,7 +266,7 @@ def plan_reset(
     """
     _state, members = describe_members(admin, group)
     committed = committed_offsets(admin, group)
-    partitions = _partitions_of(admin, committed, topic, partition)
+    partitions = _partitions_of(admin, group, committed, topic, partition)
     starts = list_offsets(admin, partitions, OffsetSpec.earliest())
     ends = list_offsets(admin, partitions, OffsetSpec.latest())
     at_time: dict[Partition, int] = {}
@@ -268,6 +274,12 @@ def plan_reset(
         spec = OffsetSpec.for_timestamp(target.timestamp_ms)
         at_time = list_offsets(admin, partitions, spec)
     plan = ResetPlan(group, target, members=members)
+    read_topics = sorted({t for t, _p in committed})
+    if topic is not None and read_topics and topic not in read_topics:
+        plan.warnings.append(
+            f"group {group} has committed offsets on {', '.join(read_topics)} but "
+            f"none on {topic}; check that it reads {topic}"
+        )
     for key in partitions:
         new, note = _new_offset(target, starts[key], ends[key], at_time.get(key))
         plan.moves.append(PartitionReset(key[0], key[1], committed.get(key), new, note))

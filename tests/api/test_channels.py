@@ -159,6 +159,8 @@ def test_bad_bodies_get_a_422_naming_the_field(
             "config.from_address",
         ),
         ("snmp", {"host": "192.168.1.10"}, "config.host"),
+        ("snmp", {"host": "bad host!!"}, "config.host"),
+        ("snmp", {"host": "traps..example.com"}, "config.host"),
         ("snmp", {"host": "traps.example.com", "port": 70000}, "config.port"),
         (
             "snmp",
@@ -166,6 +168,7 @@ def test_bad_bodies_get_a_422_naming_the_field(
             "config.enterprise_oid",
         ),
         ("mqtt", {"host": "127.0.0.1"}, "config.host"),
+        ("mqtt", {"host": "-mqtt.example.com"}, "config.host"),
         (
             "mqtt",
             {"host": "mqtt.example.com", "topic_template": "alerts/#"},
@@ -426,6 +429,7 @@ def test_credentials_kept_in_clear_are_refused_on_update_too(
         ({"Bad Name": "x"}, "secrets.secret_headers"),
         ({"webhook-signature": "x"}, "secrets.secret_headers"),
         ({"Authorization": "Bearer a\r\nX-Injected: 1"}, "secrets.secret_headers"),
+        ({"X-Api-Key": "ключ X-Injected"}, "secrets.secret_headers"),
     ],
 )
 def test_secret_headers_are_checked_like_headers_without_quoting_values(
@@ -439,3 +443,25 @@ def test_secret_headers_are_checked_like_headers_without_quoting_values(
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["field"] == field
     assert "X-Injected" not in response.text
+
+
+def test_a_plain_header_value_that_is_not_ascii_is_refused(tenant: TenantKey) -> None:
+    body = copy.deepcopy(WEBHOOK)
+    body["config"]["headers"] = {"X-Name": "café ☃"}
+
+    response = tenant.client.post(BASE, json=body)
+
+    assert response.status_code == 422, response.text
+    problem = response.json()["detail"][0]
+    assert problem["field"] == "config.headers"
+    assert "must be ASCII" in problem["problem"]
+
+
+@pytest.mark.parametrize("field", ["name", "enabled"])
+def test_a_name_or_state_set_to_null_is_refused(tenant: TenantKey, field: str) -> None:
+    created = _create(tenant, copy.deepcopy(WEBHOOK))
+
+    response = tenant.client.patch(f"{BASE}/{created['id']}", json={field: None})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["field"] == field

@@ -42,6 +42,20 @@ def test_create_read_update_delete(tenant: TenantKey) -> None:
     assert tenant.client.get(url).status_code == 404
 
 
+def test_an_event_kind_named_twice_is_kept_once(tenant: TenantKey) -> None:
+    channel = tenant.create_channel()
+    body = _rule(channel["id"], deliver_on=["OPEN", "CLOSED", "OPEN"])
+
+    created = tenant.client.post(RULES, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["deliver_on"] == ["OPEN", "CLOSED"]
+
+    url = f"{RULES}/{created.json()['id']}"
+    changed = tenant.client.patch(url, json={"deliver_on": ["CLOSED", "CLOSED"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["deliver_on"] == ["CLOSED"]
+
+
 def test_list_is_in_priority_order(tenant: TenantKey) -> None:
     channel = tenant.create_channel()
     for priority in (30, 10, 20):

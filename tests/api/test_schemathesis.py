@@ -35,6 +35,8 @@ CHECKS = [
     response_schema_conformance,
 ]
 
+READINESS_CHECKS = [check for check in CHECKS if check is not not_a_server_error]
+
 app = create_app(Settings())
 # Built from the app's own document rather than fetched through the app, which
 # would run its lifespan (and need the database) while tests are still collected.
@@ -59,6 +61,9 @@ def api_key(settings: Settings) -> Iterator[str]:
     suppress_health_check=list(HealthCheck),
 )
 def test_api_never_fails_and_keeps_to_its_schema(case, api_key: str) -> None:  # noqa: ANN001
+    # A 503 is what /readyz is for (an outbox backlog other tests left behind
+    # is reason enough); its body must still keep to the schema.
+    checks = READINESS_CHECKS if case.path == "/readyz" else CHECKS
     case.call_and_validate(
-        headers={"Authorization": f"Bearer {api_key}"}, checks=CHECKS
+        headers={"Authorization": f"Bearer {api_key}"}, checks=checks
     )

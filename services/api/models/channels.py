@@ -188,8 +188,10 @@ class ChannelUpdate(_Strict):
     null returns to its default (or, for an optional secret, is cleared).
     """
 
-    name: ChannelName | None = Field(None, description="A new name.")
-    enabled: bool | None = Field(None, description="Enable or disable the channel.")
+    # Left out means unchanged; null is refused, since a channel always has a
+    # name and a state.
+    name: ChannelName = Field(None, description="A new name.")
+    enabled: bool = Field(None, description="Enable or disable the channel.")
     config: dict[str, Any] | None = Field(
         None, description="Settings to change, as in the channel type's `config`."
     )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from switchboard.domain import EventKind, Severity
 
@@ -19,6 +19,14 @@ MAX_MATCHERS = 1000
 Matcher = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
 ]
+
+
+def _without_repeats(kinds: list[EventKind]) -> list[EventKind]:
+    # A kind named twice means the same as once; it is stored once.
+    return list(dict.fromkeys(kinds))
+
+
+EventKinds = Annotated[list[EventKind], AfterValidator(_without_repeats)]
 RuleName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
@@ -53,7 +61,7 @@ class RuleFields(BaseModel):
     min_severity: Severity | None = Field(
         None, description="Match alerts at least this severe; null matches all."
     )
-    deliver_on: list[EventKind] = Field(
+    deliver_on: EventKinds = Field(
         default_factory=list,
         max_length=3,
         description="Event kinds to deliver; empty delivers every kind.",
@@ -112,7 +120,7 @@ class RuleUpdate(BaseModel):
     min_severity: Severity | None = Field(
         None, description="null matches every severity."
     )
-    deliver_on: list[EventKind] = Field(None, max_length=3, description="Event kinds.")
+    deliver_on: EventKinds = Field(None, max_length=3, description="Event kinds.")
     throttle_minutes: int = Field(
         None, ge=0, le=MAX_THROTTLE_MINUTES, description="Throttle window in minutes."
     )

@@ -7,6 +7,8 @@ Each channel type is a subpackage ``services.deliverer.channels.<type>`` with
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
@@ -30,6 +32,38 @@ def _within_url_length(url: AnyHttpUrl) -> AnyHttpUrl:
 
 TargetUrl = Annotated[AnyHttpUrl, AfterValidator(_within_url_length)]
 """An http or https target URL of bounded length."""
+
+# One DNS label: letters, digits, hyphens inside, and underscores, which some
+# internal names carry; 63 characters at most.
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def _valid_host(host: str) -> str:
+    # An IP address (an IPv6 one possibly in brackets) or a DNS name, so a
+    # typo is refused when the channel is saved instead of failing every
+    # attempt until the job is dead.
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+        return host
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    try:
+        # An international name is checked in the form DNS sees it.
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = ""
+    if ascii_name and all(_DNS_LABEL.match(x) for x in ascii_name.split(".")):
+        return host
+    raise ValueError(
+        "should be a host name (letters, digits, hyphens and dots) or an IP address"
+    )
+
+
+TargetHost = Annotated[
+    str, Field(min_length=1, max_length=253), AfterValidator(_valid_host)
+]
+"""A host name or IP address to send to (SMTP, SNMP and MQTT)."""
 
 
 class StrictModel(BaseModel):

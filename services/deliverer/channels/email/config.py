@@ -14,7 +14,11 @@ from typing import Literal
 from pydantic import EmailStr, Field, field_validator, model_validator
 
 from services.deliverer import templates
-from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
+from services.deliverer.channels.base import (
+    ChannelConfigBase,
+    ChannelSecretsBase,
+    TargetHost,
+)
 from services.deliverer.tls import check_certificate
 
 
@@ -35,7 +39,7 @@ def ascii_address(address: str) -> str:
 class Config(ChannelConfigBase):
     """SMTP server, security, sender, recipients and templates."""
 
-    host: str = Field(min_length=1, max_length=253)
+    host: TargetHost
     port: int = Field(587, ge=1, le=65535)
     security: Literal["none", "starttls", "tls"] = Field(
         "starttls", description="none, STARTTLS on a plain port, or implicit TLS."

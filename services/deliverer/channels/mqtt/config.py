@@ -7,7 +7,11 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from services.deliverer import templates
-from services.deliverer.channels.base import ChannelConfigBase, ChannelSecretsBase
+from services.deliverer.channels.base import (
+    ChannelConfigBase,
+    ChannelSecretsBase,
+    TargetHost,
+)
 from services.deliverer.channels.mqtt.message import TopicError, render_topic
 from services.deliverer.tls import check_certificate
 
@@ -19,7 +23,7 @@ class Config(ChannelConfigBase):
     QoS 1 and 2 only when the broker acknowledged it (PUBACK, PUBCOMP).
     """
 
-    host: str = Field(min_length=1, max_length=253)
+    host: TargetHost
     port: int = Field(1883, ge=1, le=65535)
     tls: bool = False
     verify_certificate: bool = True

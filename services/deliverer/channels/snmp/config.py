@@ -18,6 +18,7 @@ from services.deliverer.channels.base import (
     ChannelConfigBase,
     ChannelSecretsBase,
     StrictModel,
+    TargetHost,
 )
 from services.deliverer.channels.snmp.varbinds import (
     DEFAULT_ENTERPRISE_OID,
@@ -67,7 +68,7 @@ class ExtraVarbind(StrictModel):
 class Config(ChannelConfigBase):
     """Target, SNMP version and security, enterprise OID and extra varbinds."""
 
-    host: str = Field(min_length=1, max_length=253)
+    host: TargetHost
     port: int = Field(162, ge=1, le=65535)
     version: Literal["v2c", "v3"] = "v2c"
     notification: Literal["trap", "inform"] = Field(

@@ -36,6 +36,8 @@ RESERVED_HEADERS = frozenset(
     }
 )
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# What HTTP clients send as a header value: visible ASCII, spaces and tabs.
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
 # Receivers commonly cap a header at 4-8 KB; the bounds also keep a channel far
 # below Kafka's message size.
 MAX_HEADERS = 50
@@ -74,6 +76,11 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"header {name!r} is set by Switchboard")
         if "\r" in value or "\n" in value:
             raise ValueError(f"header {name!r} value contains a line break")
+        if not _HEADER_VALUE.match(value):
+            raise ValueError(
+                f"header {name!r} value must be ASCII: visible characters, spaces "
+                "and tabs (encode other text, e.g. as percent-encoded UTF-8)"
+            )
     return headers
 
 

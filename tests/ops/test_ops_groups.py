@@ -239,6 +239,26 @@ def test_reset_to_a_time_an_offset_or_one_partition(settings, admin, make_topic,
         ResetTarget.parse("yesterday")
 
 
+def test_a_reset_onto_a_topic_the_group_does_not_read_is_warned_about(
+    settings, admin, make_topic, group
+):
+    read = make_topic("resetread", partitions=1)
+    other = make_topic("resetother", partitions=1)
+    _fill(settings, read, {0: 2})
+    _consume_and_commit(settings, group, read, {0: 2})
+
+    plan = plan_reset(admin, group, ResetTarget.parse("earliest"), topic=other)
+    own = plan_reset(admin, group, ResetTarget.parse("earliest"), topic=read)
+
+    assert plan.warnings == [
+        f"group {group} has committed offsets on {read} but none on {other}; "
+        f"check that it reads {other}"
+    ]
+    assert own.warnings == []
+    with pytest.raises(OpsError, match="none of that name"):
+        plan_reset(admin, f"{group}.never", ResetTarget.parse("earliest"))
+
+
 def test_describing_an_unknown_group_says_so(admin, unique):
     result = CliRunner().invoke(app, ["groups", "describe", f"no.such.{unique}"])
 

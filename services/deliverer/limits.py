@@ -114,7 +114,7 @@ class InFlightLimits:
         if channel is not None:
             state = self._channels.setdefault(channel, _Channel())
             state.in_flight += 1
-            self._update(channel, state)
+            self._update(state)
 
     def release(self, channel: str | None) -> None:
         """A message of ``channel`` is done: its outcome is durable, or it failed."""
@@ -126,7 +126,7 @@ class InFlightLimits:
         now = self._clock()
         state.released_at.append(now)
         self._forget_before(state, now - self._window_s)
-        self._update(channel, state)
+        self._update(state)
 
     def add_waiting(self, channel: str | None) -> None:
         """A consumed message of ``channel`` waits in memory to start."""
@@ -134,7 +134,7 @@ class InFlightLimits:
         if channel is not None:
             state = self._channels.setdefault(channel, _Channel())
             state.waiting += 1
-            self._update(channel, state)
+            self._update(state)
 
     def remove_waiting(self, channel: str | None) -> None:
         """A waiting message of ``channel`` started, or was dropped."""
@@ -142,9 +142,9 @@ class InFlightLimits:
         if channel is not None:
             state = self._channels[channel]
             state.waiting -= 1
-            self._update(channel, state)
+            self._update(state)
 
-    def _update(self, channel: str, state: _Channel) -> None:
+    def _update(self, state: _Channel) -> None:
         now = self._clock()
         if state.waiting or state.in_flight >= self.per_channel:
             calm_too_long = (

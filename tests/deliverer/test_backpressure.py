@@ -195,13 +195,19 @@ def test_a_full_share_keeps_waiting_what_it_took_in_over_the_last_window() -> No
     assert limits.may_wait("channel") == 2
 
 
-def test_a_share_that_drains_for_a_moment_keeps_its_pace() -> None:
+def _full_share_for_ten_seconds() -> tuple[FakeClock, InFlightLimits]:
+    """A channel whose share of 2 has been full, with nothing released, for 10 s."""
     clock = FakeClock()
     limits = InFlightLimits(100, 2, window_s=5.0, clock=clock)
     limits.take("channel")
     limits.take("channel")
     clock.now = 10.0
     assert limits.may_wait("channel") == 0
+    return clock, limits
+
+
+def test_a_share_that_drains_for_a_moment_keeps_its_pace() -> None:
+    clock, limits = _full_share_for_ten_seconds()
 
     # A hanging endpoint's attempts time out together: its share drains
     # completely, and fills again at once.
@@ -219,12 +225,7 @@ def test_a_share_that_drains_for_a_moment_keeps_its_pace() -> None:
 
 
 def test_a_channel_calm_for_a_window_is_judged_afresh() -> None:
-    clock = FakeClock()
-    limits = InFlightLimits(100, 2, window_s=5.0, clock=clock)
-    limits.take("channel")
-    limits.take("channel")
-    clock.now = 10.0
-    assert limits.may_wait("channel") == 0
+    clock, limits = _full_share_for_ten_seconds()
 
     # Room in its share and nothing waiting: not saturated.
     limits.release("channel")
